@@ -1,0 +1,25 @@
+/* conv2d.c — 2-D convolution, im2col + GEMM and direct, for float and double. */
+#include <string.h>
+#include "internal.h"
+
+#define T float
+#define FC_SUF _f32
+#define FC_BS(kt) (&(kt)->s)
+#define FC_DIRECT(kt) ((kt)->sconv_direct)
+#define FC_DIRECT_WIDTH(kt) ((kt)->sconv_direct_width)
+#define FC_DIRECT_T fc_direct_f32
+#include "conv2d_impl.inc"
+#undef T
+#undef FC_SUF
+#undef FC_BS
+#undef FC_DIRECT
+#undef FC_DIRECT_WIDTH
+#undef FC_DIRECT_T
+
+#define T double
+#define FC_SUF _f64
+#define FC_BS(kt) (&(kt)->d)
+#define FC_DIRECT(kt) ((kt)->dconv_direct)
+#define FC_DIRECT_WIDTH(kt) ((kt)->dconv_direct_width)
+#define FC_DIRECT_T fc_direct_f64
+#include "conv2d_impl.inc"

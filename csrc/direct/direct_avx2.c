@@ -1,0 +1,19 @@
+/* direct_avx2.c — direct convolution kernels for -mavx2 -mfma: 32-byte vectors, 4 x 2 tile = 8 accumulators + 2 inputs + 1 weight of 16 ymm. */
+#include "../internal.h"
+
+#define FC_VBYTES 32
+#define FC_OCB 4
+#define FC_VW 2
+#define FC_VW1 4
+
+#define T float
+#define FC_DIRECT_FN fc_sconv2d_direct__avx2
+#include "direct_impl.inc"
+#undef T
+#undef FC_DIRECT_FN
+
+#define T double
+#define FC_DIRECT_FN fc_dconv2d_direct__avx2
+#include "direct_impl.inc"
+#undef T
+#undef FC_DIRECT_FN

@@ -1,0 +1,139 @@
+/* fastconv.h — the public C interface of the fastconv kernels.
+ *
+ * Plain C11, no Python. Every kernel takes raw pointers, sizes (or a geometry
+ * struct) and a thread count, returns an fc_status, and allocates nothing the
+ * caller sees: scratch space comes from a per-thread workspace that is kept and
+ * reused between calls (see workspace.c).
+ *
+ * Dimension letters, fixed here for the whole library:
+ *   N batch, C input channels, OC output channels, G groups,
+ *   H, W input height/width, KH, KW kernel, SH, SW stride, PH, PW padding,
+ *   DH, DW dilation, OH, OW output height/width.
+ * Layouts are NCHW and written in index notation:
+ *   inp[N][C][H][W], weight[OC][C/G][KH][KW], bias[OC], out[N][OC][OH][OW].
+ * Output size (one formula, used by the Python layer too):
+ *   OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1   (ceil for pooling's ceil_mode)
+ *
+ * Every kernel exists for float (_f32) and double (_f64).
+ * Results never depend on num_threads: work is split into items whose
+ * boundaries depend on the shape only, and every output element is reduced in
+ * one fixed order.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    FC_OK = 0,
+    FC_EINVAL = 1,   /* a size or geometry the kernel cannot take */
+    FC_ENOMEM = 2,   /* the workspace could not be allocated */
+} fc_status;
+
+/* SIMD levels, in increasing order. */
+enum { FC_SIMD_PORTABLE = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2, FC_SIMD_COUNT = 3 };
+
+/* Returns the highest level this CPU (and this build) supports. */
+int fc_simd_best(void);
+/* Selects the kernel set; level is capped at fc_simd_best(). Returns the level in use.
+ * Not thread-safe with respect to running kernels: call it at start-up or in tests. */
+int fc_simd_set(int level);
+int fc_simd_get(void);
+const char *fc_simd_name(int level);
+/* 1 when the library was compiled with OpenMP. */
+int fc_openmp_enabled(void);
+/* omp_get_max_threads(), or 1 without OpenMP. */
+int fc_max_threads(void);
+
+/* Output size of one spatial dimension of a convolution or pooling window.
+ *   out = floor_or_ceil((in + 2*pad - dil*(k-1) - 1) / stride) + 1
+ * With ceil_mode, a last window that would start in the right padding is
+ * dropped (PyTorch's rule). Returns FC_EINVAL when the result is < 1 or an
+ * argument is out of range. */
+fc_status fc_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil,
+                      int ceil_mode, int64_t *out);
+
+typedef struct {
+    int64_t N, C, H, W;        /* input */
+    int64_t OC, KH, KW;        /* weight: [OC][C/G][KH][KW] */
+    int64_t SH, SW, PH, PW, DH, DW;
+    int64_t G;                 /* groups; C % G == 0 and OC % G == 0 */
+    int64_t OH, OW;            /* output, from fc_out_size */
+} fc_conv2d_geom;
+
+/* fc_conv2d_forward_{im2col,direct}_{f32,f64}
+ *   out[n][oc][oh][ow] = bias[oc] + sum_{c<C/G, i<KH, j<KW}
+ *       weight[oc][c][i][j] * inp[n][g*C/G + c][oh*SH - PH + i*DH][ow*SW - PW + j*DW]
+ *   with g = oc / (OC/G) and zero padding. bias may be NULL. Overwrites out.
+ * im2col: per (image, group, column tile) an im2col tile of at most ~512 KiB
+ *   feeds the packed GEMM; 1x1 stride-1 unpadded convolutions read the image
+ *   directly. The packed weights are shared by all threads.
+ * direct: no im2col buffer; register tiles of output channels x output pixels,
+ *   reduced over (c, i, j) in that order.
+ * Both: parallel over (image, group, tile) items, dynamic schedule. */
+fc_status fc_conv2d_forward_im2col_f32(float *out, const float *inp, const float *weight,
+                                       const float *bias, const fc_conv2d_geom *g, int num_threads);
+fc_status fc_conv2d_forward_im2col_f64(double *out, const double *inp, const double *weight,
+                                       const double *bias, const fc_conv2d_geom *g, int num_threads);
+fc_status fc_conv2d_forward_direct_f32(float *out, const float *inp, const float *weight,
+                                       const float *bias, const fc_conv2d_geom *g, int num_threads);
+fc_status fc_conv2d_forward_direct_f64(double *out, const double *inp, const double *weight,
+                                       const double *bias, const fc_conv2d_geom *g, int num_threads);
+
+typedef struct {
+    int64_t N, C, H, W;
+    int64_t KH, KW, SH, SW, PH, PW, DH, DW;
+    int64_t OH, OW;
+} fc_pool2d_geom;
+
+/* fc_maxpool2d_forward_{f32,f64}
+ *   out[n][c][oh][ow] = max_{i<KH, j<KW} inp[n][c][oh*SH-PH+i*DH][ow*SW-PW+j*DW], padding = -inf
+ *   argmax[n][c][oh][ow] = (ih*W + iw) of that maximum (flat index in the H*W plane);
+ *   the first maximum in row-major scan order wins, a NaN wins over any number and a
+ *   later NaN over an earlier one (PyTorch's rule). argmax may be NULL.
+ *   inp: [N][C][H][W]; out, argmax: [N][C][OH][OW]. Overwrites out and argmax.
+ *   Parallel over the N*C planes. */
+fc_status fc_maxpool2d_forward_f32(float *out, int64_t *argmax, const float *inp,
+                                   const fc_pool2d_geom *g, int num_threads);
+fc_status fc_maxpool2d_forward_f64(double *out, int64_t *argmax, const double *inp,
+                                   const fc_pool2d_geom *g, int num_threads);
+
+/* fc_relu_forward_{f32,f64}: out[i] = inp[i] > 0 ? inp[i] : 0 (NaN stays NaN), i < n.
+ * out may equal inp. Parallel over chunks of the array. */
+fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads);
+fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads);
+
+/* fc_linear_forward_{f32,f64}
+ *   out[n][o] = bias[o] + sum_{i<IN} inp[n][i] * weight[o][i]
+ *   inp: [N][IN], weight: [OUT][IN], bias: [OUT] or NULL, out: [N][OUT]. Overwrites out.
+ *   One GEMM, parallel over its blocks of rows and columns. */
+fc_status fc_linear_forward_f32(float *out, const float *inp, const float *weight,
+                                const float *bias, int64_t N, int64_t IN, int64_t OUT,
+                                int num_threads);
+fc_status fc_linear_forward_f64(double *out, const double *inp, const double *weight,
+                                const double *bias, int64_t N, int64_t IN, int64_t OUT,
+                                int num_threads);
+
+/* fc_{s,d}gemm
+ *   C[m][n] = sum_k A[m][k] * B[k][n]            (accumulate == 0: overwrites C)
+ *   C[m][n] = C[m][n] + sum_k A[m][k] * B[k][n]  (accumulate != 0)
+ *   A[m][k] is at a[m*rsa + k*csa], B[k][n] at b[k*rsb + n*csb] (any strides, so
+ *   transposes cost nothing), C row-major with leading dimension ldc.
+ *   BLIS-shaped: packed panels and an MR x NR micro-kernel of the active SIMD level.
+ *   Parallel over blocks of C; every element is reduced in the same order whatever
+ *   num_threads is. */
+fc_status fc_sgemm(int64_t M, int64_t N, int64_t K, const float *a, int64_t rsa, int64_t csa,
+                   const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                   int accumulate, int num_threads);
+fc_status fc_dgemm(int64_t M, int64_t N, int64_t K, const double *a, int64_t rsa, int64_t csa,
+                   const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc,
+                   int accumulate, int num_threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTCONV_H */

@@ -1,0 +1,113 @@
+/* internal.h — shared by the C sources of fastconv; not installed.
+ * Kernel table (one per SIMD level, registered in gemm/ukernel_<isa>.c),
+ * per-thread workspace, OpenMP helpers. */
+#ifndef FASTCONV_INTERNAL_H
+#define FASTCONV_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "fastconv.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+/* A work-item loop over `n` items, dynamic so that a busy core does not stall the
+ * others. The thread count must be in a variable named `nt`. With nt == 1 no
+ * team is formed (the if clause), which keeps a forked child off the thread pool. */
+#define FC_PRAGMA_PARALLEL_FOR _Pragma("omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)")
+#else
+#define FC_PRAGMA_PARALLEL_FOR
+#endif
+
+#define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define FC_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define FC_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define FC_ALIGN 64
+#define FC_MR_MAX 16
+#define FC_NR_MAX 32
+
+/* Micro-kernel contract: see gemm/ukernel_ref.c. */
+typedef void (*fc_ukr_f32)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           int accumulate);
+typedef void (*fc_ukr_f64)(int64_t kc, const double *a, const double *b, double *c, int64_t ldc,
+                           int accumulate);
+
+/* Direct convolution of one (image, group), output rows [oh0, oh1), from an input
+ * the caller zero-padded (see direct/direct_impl.inc):
+ *   out: [OC/G][OH][OW] of that image and group, xp: [C/G][rows][WP] holding padded
+ *   rows oh0*SH onwards, weight: [OC/G][C/G][KH][KW], bias: [OC/G] or NULL.
+ *   Overwrites those output rows. The width function gives the WP the kernel reads. */
+typedef void (*fc_direct_f32)(const fc_conv2d_geom *g, float *out, const float *xp, int64_t rows,
+                              int64_t WP, const float *weight, const float *bias, int64_t oh0,
+                              int64_t oh1);
+typedef void (*fc_direct_f64)(const fc_conv2d_geom *g, double *out, const double *xp,
+                              int64_t rows, int64_t WP, const double *weight, const double *bias,
+                              int64_t oh0, int64_t oh1);
+typedef int64_t (*fc_direct_width)(const fc_conv2d_geom *g);
+
+/* GEMM block sizes: MR x NR micro-tile, KC depth of a packed panel, MC rows of a
+ * packed A block, NC columns of a packed B block (MC % MR == 0, NC % NR == 0). */
+typedef struct {
+    int mr, nr, kc, mc, nc;
+} fc_blocking;
+
+typedef struct {
+    const char *name;
+    fc_blocking s;          /* float */
+    fc_ukr_f32 sgemm_ukr;
+    fc_blocking d;          /* double */
+    fc_ukr_f64 dgemm_ukr;
+    fc_direct_f32 sconv_direct;
+    fc_direct_width sconv_direct_width;
+    fc_direct_f64 dconv_direct;
+    fc_direct_width dconv_direct_width;
+} fc_kernels;
+
+extern const fc_kernels fc_kernels__ref;
+#ifdef FC_HAVE_X86_KERNELS
+extern const fc_kernels fc_kernels__avx2;
+extern const fc_kernels fc_kernels__avx512;
+#endif
+
+/* The table of the SIMD level in use (dispatch.c). */
+const fc_kernels *fc_active_kernels(void);
+
+/* Per-thread workspace: a 64-byte aligned block of at least `bytes`, owned by the
+ * calling OS thread, kept between calls and grown when too small (so repeated calls
+ * pay no page faults). Slot 0 is for work inside a parallel loop, slot 1 for data
+ * the calling thread shares with its team. Returns NULL when out of memory. */
+void *fc_workspace(int slot, size_t bytes);
+enum { FC_WS_PRIVATE = 0, FC_WS_SHARED = 1, FC_WS_SLOTS = 2 };
+
+/* Below this many flops a call runs on one thread: a team costs more than it saves. */
+#define FC_PARALLEL_MIN_FLOPS 2e6
+static inline int fc_threads_for(double flops, int nt)
+{
+    return (nt < 1 || flops < FC_PARALLEL_MIN_FLOPS) ? 1 : nt;
+}
+
+/* Type-generic code (*.inc) is written once and included per dtype with
+ * T, FC_SUF (_f32/_f64), FC_BS(kt) and FC_UKR(kt) defined. */
+#define FC_CAT_(a, b) a##b
+#define FC_CAT(a, b) FC_CAT_(a, b)
+
+/* GEMM building blocks (gemm/gemm.c), used by the convolution and linear kernels.
+ *   fc_packed_a_len: elements of a fully packed A (M rounded up to MR, times K).
+ *   fc_pack_a: packs all of A (A[m][k] at a[m*rsa + k*csa]); for each KC chunk of
+ *     K starting at k0, its MR-row panels are at ap + k0*Mpad, panel p at +p*MR*kc.
+ *   fc_gemm_rows: C[m][0:nc] (+)= sum_k A[m][k] B[k][0:nc] for m0 <= m < m1
+ *     (m0 a multiple of MR, nc <= NC), A packed by fc_pack_a, B[k][n] at
+ *     b[k*rsb + n*csb], c pointing at C[0][0] of those columns; bp is scratch of
+ *     fc_packed_b_len elements. Every element is reduced in KC chunks in order. */
+#define FC_GEMM_DECLS(T, SUF)                                                              \
+    int64_t FC_CAT(fc_packed_a_len, SUF)(const fc_kernels *kt, int64_t M, int64_t K);      \
+    int64_t FC_CAT(fc_packed_b_len, SUF)(const fc_kernels *kt, int64_t nc);                \
+    void FC_CAT(fc_pack_a, SUF)(const fc_kernels *kt, int64_t M, int64_t K, const T *a,    \
+                                int64_t rsa, int64_t csa, T *ap);                          \
+    void FC_CAT(fc_gemm_rows, SUF)(const fc_kernels *kt, int64_t M, int64_t m0, int64_t m1, \
+                                   int64_t nc, int64_t K, const T *ap, const T *b,         \
+                                   int64_t rsb, int64_t csb, T *c, int64_t ldc,            \
+                                   int accumulate, T *bp);
+FC_GEMM_DECLS(float, _f32)
+FC_GEMM_DECLS(double, _f64)
+
+#endif

@@ -1,0 +1,37 @@
+/* linear.c — fully connected layer and ReLU, float and double. */
+#include "internal.h"
+
+/* Elements per ReLU work item. */
+#define FC_RELU_CHUNK 65536
+
+#define FC_LINEAR_DEFINE(T, SUF, GEMM)                                                        \
+    fc_status fc_linear_forward##SUF(T *out, const T *inp, const T *weight, const T *bias,    \
+                                     int64_t N, int64_t IN, int64_t OUT, int nt)              \
+    {                                                                                         \
+        /* out[N][OUT] = inp[N][IN] * weight^T: B[k][n] = weight[n][k]. */                    \
+        fc_status st = GEMM(N, OUT, IN, inp, IN, 1, weight, 1, IN, out, OUT, 0, nt);          \
+        if (st != FC_OK || bias == NULL)                                                      \
+            return st;                                                                        \
+        for (int64_t n = 0; n < N; n++)                                                       \
+            for (int64_t o = 0; o < OUT; o++)                                                 \
+                out[n * OUT + o] += bias[o];                                                  \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_relu_forward##SUF(T *out, const T *inp, int64_t n, int nt)                   \
+    {                                                                                         \
+        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        nt = fc_threads_for((double)n, nt);                                                   \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t it = 0; it < items; it++) {                                              \
+            const int64_t i1 = FC_MIN(n, (it + 1) * FC_RELU_CHUNK);                           \
+            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++) {                               \
+                const T v = inp[i];                                                           \
+                out[i] = (v > 0 || v != v) ? v : (T)0; /* NaN propagates */                   \
+            }                                                                                 \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }
+
+FC_LINEAR_DEFINE(float, _f32, fc_sgemm)
+FC_LINEAR_DEFINE(double, _f64, fc_dgemm)

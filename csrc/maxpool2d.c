@@ -1,0 +1,55 @@
+/* maxpool2d.c — 2-D max pooling with argmax indices, float and double. */
+#include <math.h>
+#include "internal.h"
+
+/* Planes per work item: enough input that scheduling costs nothing next to it. */
+#define FC_POOL_ITEM_ELEMS 16384
+
+#define FC_MAXPOOL_DEFINE(T, SUF)                                                             \
+    fc_status fc_maxpool2d_forward##SUF(T *out, int64_t *argmax, const T *inp,                \
+                                        const fc_pool2d_geom *g, int nt)                      \
+    {                                                                                         \
+        const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, HW = H * W;                 \
+        const int64_t planes = g->N * g->C;                                                   \
+        const int64_t per_item = FC_MAX((int64_t)1, FC_POOL_ITEM_ELEMS / FC_MAX(HW, (int64_t)1)); \
+        const int64_t items = FC_CEIL_DIV(planes, per_item);                                  \
+        nt = fc_threads_for((double)planes * OH * OW * g->KH * g->KW * 4, nt);                \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t it = 0; it < items; it++) {                                              \
+            const int64_t q1 = FC_MIN(planes, (it + 1) * per_item);                           \
+            for (int64_t q = it * per_item; q < q1; q++) {                                    \
+                const T *src = inp + q * HW;                                                  \
+                T *dst = out + q * OH * OW;                                                   \
+                int64_t *idx = argmax ? argmax + q * OH * OW : NULL;                          \
+                for (int64_t oh = 0; oh < OH; oh++) {                                         \
+                    int64_t ih0 = oh * g->SH - g->PH;                                         \
+                    const int64_t ih1 = FC_MIN(ih0 + (g->KH - 1) * g->DH + 1, H);             \
+                    while (ih0 < 0)                                                           \
+                        ih0 += g->DH;                                                         \
+                    for (int64_t ow = 0; ow < OW; ow++) {                                     \
+                        int64_t iw0 = ow * g->SW - g->PW;                                     \
+                        const int64_t iw1 = FC_MIN(iw0 + (g->KW - 1) * g->DW + 1, W);         \
+                        while (iw0 < 0)                                                       \
+                            iw0 += g->DW;                                                     \
+                        T m = -(T)INFINITY;                                                   \
+                        int64_t mi = ih0 * W + iw0;                                           \
+                        for (int64_t ih = ih0; ih < ih1; ih += g->DH)                         \
+                            for (int64_t iw = iw0; iw < iw1; iw += g->DW) {                   \
+                                const T v = src[ih * W + iw];                                 \
+                                if (v > m || isnan(v)) {                                      \
+                                    m = v;                                                    \
+                                    mi = ih * W + iw;                                         \
+                                }                                                             \
+                            }                                                                 \
+                        dst[oh * OW + ow] = m;                                                \
+                        if (idx)                                                              \
+                            idx[oh * OW + ow] = mi;                                           \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }
+
+FC_MAXPOOL_DEFINE(float, _f32)
+FC_MAXPOOL_DEFINE(double, _f64)

@@ -1,0 +1,70 @@
+/* workspace.c — per-thread scratch memory, reused between calls.
+ * Fresh pages cost 2-4 us each to fault in, so kernels never malloc per call:
+ * each OS thread (the caller and every OpenMP worker) keeps its own blocks and
+ * grows them on demand. A thread's blocks are freed when it exits. */
+#define _POSIX_C_SOURCE 200112L
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+typedef struct {
+    void *ptr[FC_WS_SLOTS];
+    size_t size[FC_WS_SLOTS];
+} fc_ws_set;
+
+static _Thread_local fc_ws_set fc_ws;
+
+#if defined(_WIN32)
+#include <malloc.h>
+static void *fc_aligned_alloc(size_t bytes) { return _aligned_malloc(bytes, FC_ALIGN); }
+static void fc_aligned_free(void *p) { _aligned_free(p); }
+static void fc_ws_register(void) {}
+#else
+#include <pthread.h>
+static void *fc_aligned_alloc(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, FC_ALIGN, bytes) == 0 ? p : NULL;
+}
+static void fc_aligned_free(void *p) { free(p); }
+
+/* A pthread key whose destructor frees the exiting thread's blocks. */
+static pthread_key_t fc_ws_key;
+static pthread_once_t fc_ws_once = PTHREAD_ONCE_INIT;
+static void fc_ws_release(void *unused)
+{
+    (void)unused;
+    for (int s = 0; s < FC_WS_SLOTS; s++) {
+        fc_aligned_free(fc_ws.ptr[s]);
+        fc_ws.ptr[s] = NULL;
+        fc_ws.size[s] = 0;
+    }
+}
+static void fc_ws_make_key(void) { pthread_key_create(&fc_ws_key, fc_ws_release); }
+static void fc_ws_register(void)
+{
+    pthread_once(&fc_ws_once, fc_ws_make_key);
+    pthread_setspecific(fc_ws_key, &fc_ws); /* any non-NULL value arms the destructor */
+}
+#endif
+
+void *fc_workspace(int slot, size_t bytes)
+{
+    if (bytes == 0)
+        bytes = FC_ALIGN;
+    if (fc_ws.size[slot] >= bytes)
+        return fc_ws.ptr[slot];
+    /* Grow by at least half again, so a sequence of slightly larger calls
+     * does not reallocate every time. */
+    size_t want = bytes + bytes / 2;
+    want = (want + FC_ALIGN - 1) / FC_ALIGN * FC_ALIGN;
+    void *p = fc_aligned_alloc(want);
+    if (p == NULL)
+        return NULL;
+    if (fc_ws.ptr[0] == NULL && fc_ws.ptr[1] == NULL)
+        fc_ws_register();
+    fc_aligned_free(fc_ws.ptr[slot]);
+    fc_ws.ptr[slot] = p;
+    fc_ws.size[slot] = want;
+    return p;
+}

@@ -1,0 +1,54 @@
+# Declarations of csrc/fastconv.h, one per C prototype, same names.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastconv.h" nogil:
+    ctypedef enum fc_status:
+        FC_OK
+        FC_EINVAL
+        FC_ENOMEM
+
+    int fc_simd_best()
+    int fc_simd_set(int level)
+    int fc_simd_get()
+    const char *fc_simd_name(int level)
+    int fc_openmp_enabled()
+    int fc_max_threads()
+    fc_status fc_out_size(int64_t inp, int64_t k, int64_t stride, int64_t pad, int64_t dil,
+                          int ceil_mode, int64_t *out)
+
+    ctypedef struct fc_conv2d_geom:
+        int64_t N, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, G, OH, OW
+
+    fc_status fc_conv2d_forward_im2col_f32(float *out, const float *inp, const float *weight,
+                                           const float *bias, const fc_conv2d_geom *g, int num_threads)
+    fc_status fc_conv2d_forward_im2col_f64(double *out, const double *inp, const double *weight,
+                                           const double *bias, const fc_conv2d_geom *g, int num_threads)
+    fc_status fc_conv2d_forward_direct_f32(float *out, const float *inp, const float *weight,
+                                           const float *bias, const fc_conv2d_geom *g, int num_threads)
+    fc_status fc_conv2d_forward_direct_f64(double *out, const double *inp, const double *weight,
+                                           const double *bias, const fc_conv2d_geom *g, int num_threads)
+
+    ctypedef struct fc_pool2d_geom:
+        int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW
+
+    fc_status fc_maxpool2d_forward_f32(float *out, int64_t *argmax, const float *inp,
+                                       const fc_pool2d_geom *g, int num_threads)
+    fc_status fc_maxpool2d_forward_f64(double *out, int64_t *argmax, const double *inp,
+                                       const fc_pool2d_geom *g, int num_threads)
+
+    fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads)
+    fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads)
+
+    fc_status fc_linear_forward_f32(float *out, const float *inp, const float *weight,
+                                    const float *bias, int64_t N, int64_t IN, int64_t OUT,
+                                    int num_threads)
+    fc_status fc_linear_forward_f64(double *out, const double *inp, const double *weight,
+                                    const double *bias, int64_t N, int64_t IN, int64_t OUT,
+                                    int num_threads)
+
+    fc_status fc_sgemm(int64_t M, int64_t N, int64_t K, const float *a, int64_t rsa, int64_t csa,
+                       const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                       int accumulate, int num_threads)
+    fc_status fc_dgemm(int64_t M, int64_t N, int64_t K, const double *a, int64_t rsa, int64_t csa,
+                       const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc,
+                       int accumulate, int num_threads)

@@ -1,0 +1,362 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin wrappers around the C kernels of csrc/.
+
+Each wrapper checks its arrays (type, dtype, rank, shape agreement), makes inputs
+C-contiguous (one copy, only when needed), allocates the output with np.empty,
+releases the GIL around the C call and turns its status into an exception.
+Scalar arguments arrive already normalised to ints by fastconv.functional; their
+ranges are checked here. Every message names the function, the argument, the
+value received and what was expected.
+"""
+import numpy as np
+
+from libc.stdint cimport int64_t
+from ._cfastconv cimport *
+
+ctypedef fused floating:
+    float
+    double
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Largest output we agree to allocate: the element count and the byte size must fit
+# comfortably in int64 index arithmetic.
+cdef int64_t _MAX_ELEMS = (<int64_t>1) << 56
+cdef int64_t _MAX_PAD = (<int64_t>1) << 31
+
+
+# ----------------------------------------------------------------- runtime queries
+
+def simd_best():
+    """Name of the best SIMD level of this CPU and build."""
+    return fc_simd_name(fc_simd_best()).decode()
+
+
+def simd_get():
+    return fc_simd_name(fc_simd_get()).decode()
+
+
+SIMD_LEVELS = ("portable", "avx2", "avx512")
+
+
+def simd_set(str level):
+    """Select the kernel set by name (capped at simd_best()); returns the level in use."""
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
+    return fc_simd_name(fc_simd_set(SIMD_LEVELS.index(level))).decode()
+
+
+def openmp_enabled():
+    return bool(fc_openmp_enabled())
+
+
+def max_threads():
+    return fc_max_threads()
+
+
+# ----------------------------------------------------------------- argument checks
+
+cdef object _array(str fn, str name, object a, int ndim, str layout):
+    """a as a C-contiguous float32/float64 array of rank ndim (copied only if needed)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must have {ndim} dimensions {layout}, "
+                         f"got {a.ndim} (shape {a.shape})")
+    return np.ascontiguousarray(a)
+
+
+cdef _same_dtype(str fn, str name, object a, object ref, str ref_name):
+    if a.dtype != ref.dtype:
+        raise TypeError(f"{fn}: {name} has dtype {a.dtype} but {ref_name} has dtype "
+                        f"{ref.dtype}; they must match")
+
+
+cdef _positive(str fn, str name, tuple value):
+    for v in value:
+        if v < 1:
+            raise ValueError(f"{fn}: {name} must be positive, got {value}")
+
+
+cdef _check_status(str fn, fc_status st):
+    if st == FC_ENOMEM:
+        raise MemoryError(f"{fn}: out of memory for the kernel's workspace")
+    if st != FC_OK:
+        raise ValueError(f"{fn}: the kernel rejected its arguments (status {<int>st})")
+
+
+cdef _check_elems(str fn, tuple shape):
+    cdef object total = 1
+    for s in shape:
+        total *= s
+    if total > _MAX_ELEMS:
+        raise ValueError(f"{fn}: the output shape {shape} has {total} elements, more than "
+                         f"this library can index (at most 2**56)")
+
+
+# ----------------------------------------------------------------- conv2d
+
+cdef _conv2d_call(floating[:, :, :, ::1] out, const floating[:, :, :, ::1] x,
+                  const floating[:, :, :, ::1] w, object b, fc_conv2d_geom *g, int direct,
+                  int num_threads):
+    cdef const floating[::1] bmv
+    cdef const floating *bp = NULL
+    cdef fc_status st
+    if b is not None:
+        bmv = b
+        bp = &bmv[0]
+    with nogil:
+        if floating is float:
+            if direct:
+                st = fc_conv2d_forward_direct_f32(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+            else:
+                st = fc_conv2d_forward_im2col_f32(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+        else:
+            if direct:
+                st = fc_conv2d_forward_direct_f64(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+            else:
+                st = fc_conv2d_forward_im2col_f64(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+    _check_status("conv2d", st)
+
+
+def conv2d_geometry(x_shape, w_shape, tuple stride, tuple padding, tuple dilation,
+                    int64_t groups, bint same=False, str fn="conv2d"):
+    """Check a convolution's shapes and return (OH, OW).
+
+    padding holds the top/left padding; with same=True the output keeps the input's
+    size (stride 1), the remainder of an odd total padding going to the bottom/right.
+    """
+    cdef int64_t N, C, H, W, OC, Cg, KH, KW, OH, OW
+    N, C, H, W = x_shape
+    OC, Cg, KH, KW = w_shape
+    _positive(fn, "stride", stride)
+    _positive(fn, "dilation", dilation)
+    if groups < 1:
+        raise ValueError(f"{fn}: groups must be positive, got {groups}")
+    for p in padding:
+        if p < 0:
+            raise ValueError(f"{fn}: padding must be non-negative, got {padding}")
+        if p > _MAX_PAD:
+            raise ValueError(f"{fn}: padding {padding} is too large (at most 2**31)")
+    if C == 0 or H == 0 or W == 0:
+        raise ValueError(f"{fn}: x must have non-zero channels, height and width, "
+                         f"got shape {tuple(x_shape)}")
+    if OC == 0 or Cg == 0 or KH == 0 or KW == 0:
+        raise ValueError(f"{fn}: weight must have no zero-size dimension, got shape "
+                         f"{tuple(w_shape)}")
+    if C % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the input channels C={C}")
+    if OC % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the output channels "
+                         f"(weight.shape[0]={OC})")
+    if Cg * groups != C:
+        raise ValueError(f"{fn}: weight has {Cg} input channels per group "
+                         f"(weight.shape[1]), expected C/groups = {C}/{groups} = {C // groups} "
+                         f"for x of shape {tuple(x_shape)}")
+    if same:
+        if stride != (1, 1):
+            raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={stride}")
+        return H, W
+    if (fc_out_size(H, KH, stride[0], padding[0], dilation[0], 0, &OH) != FC_OK
+            or fc_out_size(W, KW, stride[1], padding[1], dilation[1], 0, &OW) != FC_OK):
+        raise ValueError(
+            f"{fn}: the kernel ({KH}, {KW}) with dilation {dilation} spans "
+            f"({dilation[0] * (KH - 1) + 1}, {dilation[1] * (KW - 1) + 1}), larger than the "
+            f"padded input ({H + 2 * padding[0]}, {W + 2 * padding[1]})")
+    return OH, OW
+
+
+def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, int64_t groups,
+                   bint same, bint direct, int num_threads):
+    """out = conv2d(x, weight, bias); see fastconv.conv2d."""
+    x = _array("conv2d", "x", x, 4, "(N, C, H, W)")  # IN
+    weight = _array("conv2d", "weight", weight, 4, "(OC, C/groups, KH, KW)")  # IN
+    _same_dtype("conv2d", "weight", weight, x, "x")
+    if bias is not None:  # IN
+        bias = _array("conv2d", "bias", bias, 1, "(OC,)")
+        _same_dtype("conv2d", "bias", bias, x, "x")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},) to match "
+                             f"weight.shape[0], got {bias.shape}")
+    OH, OW = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups, same)
+    oshape = (x.shape[0], weight.shape[0], OH, OW)
+    _check_elems("conv2d", oshape)
+    out = np.empty(oshape, dtype=x.dtype)  # OUT
+    if x.shape[0] == 0:
+        return out
+    cdef fc_conv2d_geom g
+    g.N, g.C, g.H, g.W = x.shape
+    g.OC, _, g.KH, g.KW = weight.shape
+    g.SH, g.SW = stride
+    g.PH, g.PW = padding
+    g.DH, g.DW = dilation
+    g.G = groups
+    g.OH, g.OW = OH, OW
+    if x.dtype == np.float32:
+        _conv2d_call[float](out, x, weight, bias, &g, direct, num_threads)
+    else:
+        _conv2d_call[double](out, x, weight, bias, &g, direct, num_threads)
+    return out
+
+
+# ----------------------------------------------------------------- max_pool2d
+
+cdef _maxpool_call(floating[:, :, :, ::1] out, int64_t[:, :, :, ::1] idx,
+                   const floating[:, :, :, ::1] x, fc_pool2d_geom *g, int num_threads):
+    cdef int64_t *ip = NULL
+    cdef fc_status st
+    if idx is not None:
+        ip = &idx[0, 0, 0, 0]
+    with nogil:
+        if floating is float:
+            st = fc_maxpool2d_forward_f32(&out[0, 0, 0, 0], ip, &x[0, 0, 0, 0], g, num_threads)
+        else:
+            st = fc_maxpool2d_forward_f64(&out[0, 0, 0, 0], ip, &x[0, 0, 0, 0], g, num_threads)
+    _check_status("max_pool2d", st)
+
+
+def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple dilation,
+                       bint ceil_mode, bint return_indices, int num_threads):
+    """out[, indices] = max_pool2d(x, ...); see fastconv.max_pool2d."""
+    fn = "max_pool2d"
+    x = _array(fn, "x", x, 4, "(N, C, H, W)")  # IN
+    _positive(fn, "kernel_size", kernel_size)
+    _positive(fn, "stride", stride)
+    _positive(fn, "dilation", dilation)
+    for p, k in zip(padding, kernel_size):
+        if p < 0 or 2 * p > k:
+            raise ValueError(f"{fn}: padding must be between 0 and half the kernel size "
+                             f"{kernel_size}, got padding={padding}")
+    cdef fc_pool2d_geom g
+    g.N, g.C, g.H, g.W = x.shape
+    if g.H == 0 or g.W == 0:
+        raise ValueError(f"{fn}: x must have non-zero height and width, got shape {x.shape}")
+    g.KH, g.KW = kernel_size
+    g.SH, g.SW = stride
+    g.PH, g.PW = padding
+    g.DH, g.DW = dilation
+    if (fc_out_size(g.H, g.KH, g.SH, g.PH, g.DH, ceil_mode, &g.OH) != FC_OK
+            or fc_out_size(g.W, g.KW, g.SW, g.PW, g.DW, ceil_mode, &g.OW) != FC_OK):
+        raise ValueError(
+            f"{fn}: the window {kernel_size} with dilation {dilation} spans "
+            f"({g.DH * (g.KH - 1) + 1}, {g.DW * (g.KW - 1) + 1}), larger than the padded "
+            f"input ({g.H + 2 * g.PH}, {g.W + 2 * g.PW})")
+    oshape = (g.N, g.C, g.OH, g.OW)
+    _check_elems(fn, oshape)
+    out = np.empty(oshape, dtype=x.dtype)  # OUT
+    idx = np.empty(oshape, dtype=np.int64) if return_indices else None  # OUT
+    if out.size:
+        if x.dtype == np.float32:
+            _maxpool_call[float](out, idx, x, &g, num_threads)
+        else:
+            _maxpool_call[double](out, idx, x, &g, num_threads)
+    return (out, idx) if return_indices else out
+
+
+# ----------------------------------------------------------------- relu, linear
+
+cdef _relu_call(floating[::1] out, const floating[::1] x, int num_threads):
+    cdef fc_status st
+    with nogil:
+        if floating is float:
+            st = fc_relu_forward_f32(&out[0], &x[0], x.shape[0], num_threads)
+        else:
+            st = fc_relu_forward_f64(&out[0], &x[0], x.shape[0], num_threads)
+    _check_status("relu", st)
+
+
+def relu_forward(x, int num_threads):
+    """max(x, 0) elementwise, any shape, NaN propagating; see fastconv.relu."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"relu: x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"relu: x must have dtype float32 or float64, got {x.dtype}")
+    flat = np.ascontiguousarray(x).reshape(-1)  # IN
+    out = np.empty(x.shape, dtype=x.dtype)  # OUT
+    if flat.shape[0]:
+        if x.dtype == np.float32:
+            _relu_call[float](out.reshape(-1), flat, num_threads)
+        else:
+            _relu_call[double](out.reshape(-1), flat, num_threads)
+    return out
+
+
+cdef _linear_call(floating[:, ::1] out, const floating[:, ::1] x, const floating[:, ::1] w,
+                  object b, int num_threads):
+    cdef const floating[::1] bmv
+    cdef const floating *bp = NULL
+    cdef fc_status st
+    if b is not None:
+        bmv = b
+        bp = &bmv[0]
+    with nogil:
+        if floating is float:
+            st = fc_linear_forward_f32(&out[0, 0], &x[0, 0], &w[0, 0], bp, x.shape[0],
+                                       x.shape[1], w.shape[0], num_threads)
+        else:
+            st = fc_linear_forward_f64(&out[0, 0], &x[0, 0], &w[0, 0], bp, x.shape[0],
+                                       x.shape[1], w.shape[0], num_threads)
+    _check_status("linear", st)
+
+
+def linear_forward(x, weight, bias, int num_threads):
+    """x @ weight.T + bias; see fastconv.linear."""
+    fn = "linear"
+    x = _array(fn, "x", x, 2, "(N, in_features)")  # IN
+    weight = _array(fn, "weight", weight, 2, "(out_features, in_features)")  # IN
+    _same_dtype(fn, "weight", weight, x, "x")
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"{fn}: weight has {weight.shape[1]} input features "
+                         f"(weight.shape[1]) but x has {x.shape[1]} (x.shape[1])")
+    if bias is not None:  # IN
+        bias = _array(fn, "bias", bias, 1, "(out_features,)")
+        _same_dtype(fn, "bias", bias, x, "x")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},) to match "
+                             f"weight.shape[0], got {bias.shape}")
+    out = np.empty((x.shape[0], weight.shape[0]), dtype=x.dtype)  # OUT
+    if out.size == 0:
+        return out
+    if x.shape[1] == 0:
+        out[...] = 0 if bias is None else bias
+        return out
+    if x.dtype == np.float32:
+        _linear_call[float](out, x, weight, bias, num_threads)
+    else:
+        _linear_call[double](out, x, weight, bias, num_threads)
+    return out
+
+
+# ----------------------------------------------------------------- gemm (benchmarks, tests)
+
+cdef _gemm_call(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, ::1] b,
+                int num_threads):
+    cdef fc_status st
+    cdef int64_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    with nogil:
+        if floating is float:
+            st = fc_sgemm(M, N, K, &a[0, 0], K, 1, &b[0, 0], N, 1, &c[0, 0], N, 0, num_threads)
+        else:
+            st = fc_dgemm(M, N, K, &a[0, 0], K, 1, &b[0, 0], N, 1, &c[0, 0], N, 0, num_threads)
+    _check_status("matmul", st)
+
+
+def matmul(a, b, int num_threads):
+    """a @ b for 2-D float arrays with the library's GEMM."""
+    a = _array("matmul", "a", a, 2, "(M, K)")
+    b = _array("matmul", "b", b, 2, "(K, N)")
+    _same_dtype("matmul", "b", b, a, "a")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: a.shape[1]={a.shape[1]} must equal b.shape[0]={b.shape[0]}")
+    c = np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+    if c.size and a.shape[1]:
+        if a.dtype == np.float32:
+            _gemm_call[float](c, a, b, num_threads)
+        else:
+            _gemm_call[double](c, a, b, num_threads)
+    return c

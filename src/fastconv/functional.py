@@ -1,0 +1,181 @@
+"""Stateless NumPy-in, NumPy-out operators, mirroring ``torch.nn.functional``.
+
+This layer turns int-or-pair arguments into pairs, resolves ``padding='same'``
+and ``algo='auto'``, and reads the thread count; ``fastconv._ops`` checks the
+arrays and calls the C kernels with the GIL released.
+"""
+import operator
+
+from . import _ops
+from ._runtime import get_num_threads
+
+__all__ = ["conv2d", "max_pool2d", "relu", "linear"]
+
+_ALGOS = ("auto", "direct", "im2col")
+
+
+def _pair(fn, name, value):
+    """An int or a pair of ints as a tuple of two Python ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{fn}: {name} must be an int or a pair of ints, "
+                             f"got {value!r} of length {len(value)}")
+        return (_int(fn, name, value[0], value), _int(fn, name, value[1], value))
+    v = _int(fn, name, value, value)
+    return (v, v)
+
+
+def _int(fn, name, v, whole):
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {whole!r}")
+    return operator.index(v)
+
+
+def _conv_padding(padding, weight, dilation):
+    """(top/left padding pair, same) for an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), False
+        if padding == "same":
+            shape = getattr(weight, "shape", ())
+            kh, kw = shape[2:] if len(shape) == 4 else (1, 1)  # a bad weight fails in _ops
+            # Total padding d*(k-1) per dimension; an odd remainder goes to the bottom/right,
+            # as in PyTorch.
+            return (dilation[0] * (kh - 1) // 2, dilation[1] * (kw - 1) // 2), True
+        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, "
+                         f"got {padding!r}")
+    return _pair("conv2d", "padding", padding), False
+
+
+def _choose_algo(x, weight, groups):
+    """'direct' or 'im2col' for algo='auto'.
+
+    A model of the two kernels, measured on the named layers of fastconv.shapes: the
+    direct kernel wins on depthwise convolutions (one input channel per group, where
+    im2col+GEMM degenerates to tiny products); im2col + GEMM wins everywhere else.
+    """
+    cg = weight.shape[1] if getattr(weight, "ndim", 0) == 4 else 0
+    return "direct" if cg == 1 and groups > 1 else "im2col"
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+    r"""2-D convolution (cross-correlation) over a batch of images.
+
+    Matches :func:`torch.nn.functional.conv2d`
+    (https://pytorch.org/docs/stable/generated/torch.nn.functional.conv2d.html).
+
+    .. math::
+        out[n, oc, oh, ow] = bias[oc] + \sum_{c, i, j} weight[oc, c, i, j]
+            \, x[n, g \cdot C/G + c, oh \cdot SH - PH + i \cdot DH, ow \cdot SW - PW + j \cdot DW]
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, shape (N, C, H, W)
+        Input. Non-contiguous arrays are copied once; x is never modified.
+    weight : ndarray, same dtype, shape (OC, C/groups, KH, KW)
+    bias : ndarray, same dtype, shape (OC,), optional
+    stride, dilation : int or (int, int), positive
+    padding : int, (int, int), 'valid' or 'same'
+        Zero padding on both sides. 'same' keeps the input size (stride 1 only); an
+        odd total padding puts the extra row/column at the bottom/right.
+    groups : int
+        Splits input and output channels into groups; ``groups == C`` is depthwise.
+    algo : {'auto', 'direct', 'im2col'}
+        'im2col': per-tile im2col + packed GEMM. 'direct': no im2col buffer.
+        'auto' picks the faster for the shape. All give the same result to rounding.
+
+    Returns
+    -------
+    out : ndarray, shape (N, OC, OH, OW), dtype of x
+
+    Shape
+    -----
+    ``OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1``, likewise OW.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.zeros((1, 1, 5, 5), np.float32); x[0, 0, 2:] = 1
+    >>> edge = np.array([[[[-1, -1, -1], [0, 0, 0], [1, 1, 1]]]], np.float32)
+    >>> fastconv.conv2d(x, edge)[0, 0]
+    array([[3., 3., 3.],
+           [3., 3., 3.],
+           [0., 0., 0.]], dtype=float32)
+    """
+    stride = _pair("conv2d", "stride", stride)
+    dilation = _pair("conv2d", "dilation", dilation)
+    groups = _int("conv2d", "groups", groups, groups)
+    pad, same = _conv_padding(padding, weight, dilation)
+    if algo not in _ALGOS:
+        raise ValueError(f"conv2d: algo must be one of {', '.join(map(repr, _ALGOS))}, "
+                         f"got {algo!r}")
+    if algo == "auto":
+        algo = _choose_algo(x, weight, groups)
+    return _ops.conv2d_forward(x, weight, bias, stride, pad, dilation, groups, same,
+                               algo == "direct", get_num_threads())
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling over a batch of images.
+
+    Matches :func:`torch.nn.functional.max_pool2d`
+    (https://pytorch.org/docs/stable/generated/torch.nn.functional.max_pool2d.html):
+    padding counts as -inf, NaN propagates, the first maximum in row-major order wins.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, shape (N, C, H, W)
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Defaults to kernel_size.
+    padding : int or (int, int)
+        At most half the kernel size.
+    dilation : int or (int, int)
+    ceil_mode : bool
+        Round the output size up; a window must still start inside the input or the
+        left padding.
+    return_indices : bool
+        Also return the int64 index of each maximum, a flat position ``h*W + w``
+        within its (H, W) plane.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, OH, OW); and indices, int64, same shape, if asked.
+
+    Shape
+    -----
+    ``OH = floor_or_ceil((H + 2*PH - DH*(KH-1) - 1) / SH) + 1``, likewise OW.
+    """
+    fn = "max_pool2d"
+    kernel_size = _pair(fn, "kernel_size", kernel_size)
+    stride = kernel_size if stride is None else _pair(fn, "stride", stride)
+    return _ops.max_pool2d_forward(x, kernel_size, stride, _pair(fn, "padding", padding),
+                                   _pair(fn, "dilation", dilation), bool(ceil_mode),
+                                   bool(return_indices), get_num_threads())
+
+
+def relu(x):
+    """max(x, 0) elementwise, any shape; NaN stays NaN. Returns a new array.
+
+    Matches :func:`torch.nn.functional.relu`.
+    """
+    return _ops.relu_forward(x, get_num_threads())
+
+
+def linear(x, weight, bias=None):
+    """Fully connected layer: ``x @ weight.T + bias``.
+
+    Matches :func:`torch.nn.functional.linear` for 2-D input.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, in_features)
+    weight : ndarray, shape (out_features, in_features)
+    bias : ndarray, shape (out_features,), optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, out_features)
+    """
+    return _ops.linear_forward(x, weight, bias, get_num_threads())

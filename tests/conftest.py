@@ -1,0 +1,81 @@
+"""Shared fixtures: SIMD level and thread count, each set for a test and restored.
+
+``fastconv`` is imported lazily, so the tests of the references themselves
+(``test_reference.py``) run before the package is built.
+"""
+
+import sys
+
+import pytest
+
+THREAD_COUNTS = (1, 2, 3)
+
+
+def simd_levels():
+    """SIMD levels this CPU supports, or ``[]`` when fastconv does not import."""
+    try:
+        import fastconv
+    except ImportError:
+        return []
+    return list(fastconv._simd_levels())
+
+
+def pytest_generate_tests(metafunc):
+    # The levels are known only at run time, so parametrize here, not in a decorator.
+    if "simd" in metafunc.fixturenames:
+        levels = simd_levels() or ["fastconv-not-importable"]
+        metafunc.parametrize("simd", levels, indirect=True)
+
+
+@pytest.fixture
+def simd(request):
+    """Switch fastconv to one SIMD kernel set for the test (parametrized over all)."""
+    import fastconv
+
+    previous = fastconv._set_simd(request.param)
+    try:
+        assert fastconv._get_simd() == request.param
+        yield request.param
+    finally:
+        fastconv._set_simd(previous)
+
+
+@pytest.fixture(params=THREAD_COUNTS, ids=lambda n: f"t{n}")
+def threads(request):
+    """Run fastconv with 1, 2 and 3 threads."""
+    import fastconv
+
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        fastconv.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_thread():
+    """Run fastconv single-threaded (the cheap default for the big grids)."""
+    import fastconv
+
+    previous = fastconv.get_num_threads()
+    fastconv.set_num_threads(1)
+    try:
+        yield 1
+    finally:
+        fastconv.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _restore_fastconv_state():
+    """Guard against a test leaking a SIMD level or thread count into the next."""
+    fc = sys.modules.get("fastconv")
+    if fc is None or not hasattr(fc, "_get_simd") or not hasattr(fc, "get_num_threads"):
+        yield
+        return
+    level, n = fc._get_simd(), fc.get_num_threads()
+    yield
+    if fc._get_simd() != level:
+        fc._set_simd(level)
+    if fc.get_num_threads() != n:
+        fc.set_num_threads(n)
