@@ -220,6 +220,18 @@ cdef _maxpool_call(floating[:, :, :, ::1] out, int64_t[:, :, :, ::1] idx,
     _check_status("max_pool2d", st)
 
 
+cdef bint _windows_see_input(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d,
+                             int64_t nout):
+    """True when every one of the nout windows has a tap inside [0, n)."""
+    cdef int64_t o, start, first
+    for o in range(nout):
+        start = o * s - p
+        first = 0 if start >= 0 else (-start + d - 1) // d
+        if first >= k or start + first * d >= n:
+            return False
+    return True
+
+
 def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple dilation,
                        bint ceil_mode, bint return_indices, int num_threads):
     """out[, indices] = max_pool2d(x, ...); see fastconv.max_pool2d."""
@@ -246,6 +258,11 @@ def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple 
             f"{fn}: the window {kernel_size} with dilation {dilation} spans "
             f"({g.DH * (g.KH - 1) + 1}, {g.DW * (g.KW - 1) + 1}), larger than the padded "
             f"input ({g.H + 2 * g.PH}, {g.W + 2 * g.PW})")
+    if (not _windows_see_input(g.H, g.KH, g.SH, g.PH, g.DH, g.OH)
+            or not _windows_see_input(g.W, g.KW, g.SW, g.PW, g.DW, g.OW)):
+        raise ValueError(f"{fn}: with padding={padding} and dilation={dilation} some window "
+                         f"of size {kernel_size} covers only padding (input "
+                         f"{g.H}x{g.W}); its maximum would have no input position")
     oshape = (g.N, g.C, g.OH, g.OW)
     _check_elems(fn, oshape)
     out = np.empty(oshape, dtype=x.dtype)  # OUT
