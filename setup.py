@@ -6,6 +6,7 @@ Environment switches:
 Only the per-ISA kernel files (csrc/gemm/ukernel_<isa>.c, csrc/direct/direct_<isa>.c)
 get ISA flags, so the wheel runs on any x86-64 and picks its kernels at import.
 """
+import json
 import os
 import platform
 import shutil
@@ -116,16 +117,16 @@ class BuildExt(build_ext):
         super().build_extensions()
 
     def _write_build_info(self, compiler, cflags, isa_flags):
-        cc = " ".join(compiler.compiler_so[:1]) if hasattr(compiler, "compiler_so") else "?"
-        text = (
-            '"""Written by setup.py at build time."""\n'
-            f"COMPILER = {cc!r}\n"
-            f"CFLAGS = {cflags!r}\n"
-            f"ISA_CFLAGS = {isa_flags!r}\n"
-        )
-        for base in (Path(self.build_lib) / "fastconv", ROOT / "src" / "fastconv"):
-            if base.is_dir():
-                (base / "_build_info.py").write_text(text)
+        """A header the extension compiles in, so the wheel reports how it was built."""
+        cc = compiler.compiler_so[0] if hasattr(compiler, "compiler_so") else "unknown"
+        info = json.dumps({"compiler": cc, "cflags": cflags, "isa_cflags": isa_flags})
+        gen = Path(self.build_temp) / "generated"
+        gen.mkdir(parents=True, exist_ok=True)
+        (gen / "fc_build_info.h").write_text(
+            "/* Written by setup.py at build time. */\n"
+            f"#define FC_BUILD_INFO {json.dumps(info)}\n")
+        for ext in self.extensions:
+            ext.include_dirs.append(str(gen))
 
 
 def cythonize_ops():

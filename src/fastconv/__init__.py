@@ -27,17 +27,13 @@ def _openmp_enabled():
 
 def config():
     """The build and run-time configuration as a dict (see show_config)."""
-    from . import _build_info
-
     return {
         "version": __version__,
         "simd_in_use": _get_simd(),
         "simd_available": _simd_levels(),
         "openmp": _openmp_enabled(),
         "num_threads": get_num_threads(),
-        "compiler": _build_info.COMPILER,
-        "cflags": _build_info.CFLAGS,
-        "isa_cflags": _build_info.ISA_CFLAGS,
+        **_ops.build_info(),
     }
 
 

@@ -13,6 +13,9 @@ import numpy as np
 from libc.stdint cimport int64_t
 from ._cfastconv cimport *
 
+cdef extern from "fc_build_info.h":
+    const char *FC_BUILD_INFO
+
 ctypedef fused floating:
     float
     double
@@ -51,6 +54,12 @@ def openmp_enabled():
 
 def max_threads():
     return fc_max_threads()
+
+
+def build_info():
+    """How the extension was compiled: {'compiler', 'cflags', 'isa_cflags'}."""
+    import json
+    return json.loads(FC_BUILD_INFO.decode())
 
 
 # ----------------------------------------------------------------- argument checks
