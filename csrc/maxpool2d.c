@@ -24,13 +24,13 @@
                 for (int64_t oh = 0; oh < OH; oh++) {                                         \
                     int64_t ih0 = oh * g->SH - g->PH;                                         \
                     const int64_t ih1 = FC_MIN(ih0 + (g->KH - 1) * g->DH + 1, H);             \
-                    while (ih0 < 0)                                                           \
-                        ih0 += g->DH;                                                         \
+                    if (ih0 < 0) /* first tap inside the image */                            \
+                        ih0 += FC_CEIL_DIV(-ih0, g->DH) * g->DH;                              \
                     for (int64_t ow = 0; ow < OW; ow++) {                                     \
                         int64_t iw0 = ow * g->SW - g->PW;                                     \
                         const int64_t iw1 = FC_MIN(iw0 + (g->KW - 1) * g->DW + 1, W);         \
-                        while (iw0 < 0)                                                       \
-                            iw0 += g->DW;                                                     \
+                        if (iw0 < 0)                                                          \
+                            iw0 += FC_CEIL_DIV(-iw0, g->DW) * g->DW;                          \
                         T m = -(T)INFINITY;                                                   \
                         int64_t mi = ih0 * W + iw0;                                           \
                         for (int64_t ih = ih0; ih < ih1; ih += g->DH)                         \

@@ -24,7 +24,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Largest output we agree to allocate: the element count and the byte size must fit
 # comfortably in int64 index arithmetic.
 cdef int64_t _MAX_ELEMS = (<int64_t>1) << 56
-cdef int64_t _MAX_PAD = (<int64_t>1) << 31
+# Bound of every size argument (stride, padding, dilation, kernel_size, groups): with it,
+# no index computed in the kernels can overflow int64.
+_MAX_ARG = 2**31 - 1
 
 
 # ----------------------------------------------------------------- runtime queries
@@ -64,15 +66,21 @@ def build_info():
 
 # ----------------------------------------------------------------- argument checks
 
-cdef object _array(str fn, str name, object a, int ndim, str layout):
-    """a as a C-contiguous float32/float64 array of rank ndim (copied only if needed)."""
+cdef _check_ndarray(str fn, str name, object a):
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(a).__name__}")
+        what = f"a NumPy scalar ({type(a).__name__})" if isinstance(a, np.generic) else \
+            type(a).__name__
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {what}")
     if a.dtype not in _FLOATS:
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+
+
+cdef object _array(str fn, str name, object a, int ndim, str layout):
+    """a as a C-contiguous float32/float64 array of rank ndim (copied only if needed)."""
+    _check_ndarray(fn, name, a)
     if a.ndim != ndim:
-        raise ValueError(f"{fn}: {name} must have {ndim} dimensions {layout}, "
-                         f"got {a.ndim} (shape {a.shape})")
+        raise ValueError(f"{fn}: {name} must have {ndim} dimension{'s' if ndim > 1 else ''} "
+                         f"{layout}, got {a.ndim} (shape {a.shape})")
     return np.ascontiguousarray(a)
 
 
@@ -82,10 +90,24 @@ cdef _same_dtype(str fn, str name, object a, object ref, str ref_name):
                         f"{ref.dtype}; they must match")
 
 
-cdef _positive(str fn, str name, tuple value):
-    for v in value:
-        if v < 1:
-            raise ValueError(f"{fn}: {name} must be positive, got {value}")
+cdef _in_range(str fn, str name, object value, int lowest):
+    """Each int of value (an int or a tuple) lies in [lowest, 2**31 - 1]."""
+    for v in (value if isinstance(value, tuple) else (value,)):
+        if v < lowest:
+            kind = "positive" if lowest == 1 else "non-negative"
+            raise ValueError(f"{fn}: {name} must be {kind}, got {value}")
+        if v > _MAX_ARG:
+            raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {value}")
+
+
+cdef _window_fits(str fn, str what, tuple size, tuple kernel, tuple padding, tuple dilation,
+                  str name):
+    """The dilated window fits in the padded input, in exact (Python int) arithmetic."""
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(n + 2 * p for n, p in zip(size, padding))
+    if span[0] > padded[0] or span[1] > padded[1]:
+        raise ValueError(f"{fn}: the {what} {kernel} with dilation {dilation} spans {span}, "
+                         f"larger than the padded input {padded} ({name})")
 
 
 cdef _check_status(str fn, fc_status st):
@@ -134,24 +156,22 @@ cdef _conv2d_call(floating[:, :, :, ::1] out, const floating[:, :, :, ::1] x,
 
 
 def conv2d_geometry(x_shape, w_shape, tuple stride, tuple padding, tuple dilation,
-                    int64_t groups, bint same=False, str fn="conv2d"):
+                    object groups, bint same=False, str fn="conv2d"):
     """Check a convolution's shapes and return (OH, OW).
 
     padding holds the top/left padding; with same=True the output keeps the input's
     size (stride 1), the remainder of an odd total padding going to the bottom/right.
     """
-    cdef int64_t N, C, H, W, OC, Cg, KH, KW, OH, OW
+    cdef int64_t OH, OW
     N, C, H, W = x_shape
     OC, Cg, KH, KW = w_shape
-    _positive(fn, "stride", stride)
-    _positive(fn, "dilation", dilation)
-    if groups < 1:
-        raise ValueError(f"{fn}: groups must be positive, got {groups}")
-    for p in padding:
-        if p < 0:
-            raise ValueError(f"{fn}: padding must be non-negative, got {padding}")
-        if p > _MAX_PAD:
-            raise ValueError(f"{fn}: padding {padding} is too large (at most 2**31)")
+    _in_range(fn, "stride", stride, 1)
+    _in_range(fn, "dilation", dilation, 1)
+    _in_range(fn, "groups", groups, 1)
+    if same:
+        _in_range(fn, "the padding that padding='same' needs,", padding, 0)
+    else:
+        _in_range(fn, "padding", padding, 0)
     if C == 0 or H == 0 or W == 0:
         raise ValueError(f"{fn}: x must have non-zero channels, height and width, "
                          f"got shape {tuple(x_shape)}")
@@ -171,16 +191,14 @@ def conv2d_geometry(x_shape, w_shape, tuple stride, tuple padding, tuple dilatio
         if stride != (1, 1):
             raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={stride}")
         return H, W
-    if (fc_out_size(H, KH, stride[0], padding[0], dilation[0], 0, &OH) != FC_OK
-            or fc_out_size(W, KW, stride[1], padding[1], dilation[1], 0, &OW) != FC_OK):
-        raise ValueError(
-            f"{fn}: the kernel ({KH}, {KW}) with dilation {dilation} spans "
-            f"({dilation[0] * (KH - 1) + 1}, {dilation[1] * (KW - 1) + 1}), larger than the "
-            f"padded input ({H + 2 * padding[0]}, {W + 2 * padding[1]})")
+    _window_fits(fn, "kernel", (H, W), (KH, KW), padding, dilation, "weight")
+    # Safe in int64 now: every term is below 2**62.
+    fc_out_size(H, KH, stride[0], padding[0], dilation[0], 0, &OH)
+    fc_out_size(W, KW, stride[1], padding[1], dilation[1], 0, &OW)
     return OH, OW
 
 
-def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, int64_t groups,
+def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, object groups,
                    bint same, bint direct, int num_threads):
     """out = conv2d(x, weight, bias); see fastconv.conv2d."""
     x = _array("conv2d", "x", x, 4, "(N, C, H, W)")  # IN
@@ -246,27 +264,26 @@ def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple 
     """out[, indices] = max_pool2d(x, ...); see fastconv.max_pool2d."""
     fn = "max_pool2d"
     x = _array(fn, "x", x, 4, "(N, C, H, W)")  # IN
-    _positive(fn, "kernel_size", kernel_size)
-    _positive(fn, "stride", stride)
-    _positive(fn, "dilation", dilation)
+    _in_range(fn, "kernel_size", kernel_size, 1)
+    _in_range(fn, "stride", stride, 1)
+    _in_range(fn, "dilation", dilation, 1)
     for p, k in zip(padding, kernel_size):
         if p < 0 or 2 * p > k:
             raise ValueError(f"{fn}: padding must be between 0 and half the kernel size "
                              f"{kernel_size}, got padding={padding}")
     cdef fc_pool2d_geom g
     g.N, g.C, g.H, g.W = x.shape
-    if g.H == 0 or g.W == 0:
-        raise ValueError(f"{fn}: x must have non-zero height and width, got shape {x.shape}")
+    if g.C == 0 or g.H == 0 or g.W == 0:
+        raise ValueError(f"{fn}: x must have non-zero channels, height and width, "
+                         f"got shape {x.shape}")
+    _window_fits(fn, "window", (g.H, g.W), kernel_size, padding, dilation, "kernel_size")
     g.KH, g.KW = kernel_size
     g.SH, g.SW = stride
     g.PH, g.PW = padding
     g.DH, g.DW = dilation
-    if (fc_out_size(g.H, g.KH, g.SH, g.PH, g.DH, ceil_mode, &g.OH) != FC_OK
-            or fc_out_size(g.W, g.KW, g.SW, g.PW, g.DW, ceil_mode, &g.OW) != FC_OK):
-        raise ValueError(
-            f"{fn}: the window {kernel_size} with dilation {dilation} spans "
-            f"({g.DH * (g.KH - 1) + 1}, {g.DW * (g.KW - 1) + 1}), larger than the padded "
-            f"input ({g.H + 2 * g.PH}, {g.W + 2 * g.PW})")
+    # Safe in int64 now: every term is below 2**62.
+    fc_out_size(g.H, g.KH, g.SH, g.PH, g.DH, ceil_mode, &g.OH)
+    fc_out_size(g.W, g.KW, g.SW, g.PW, g.DW, ceil_mode, &g.OW)
     if (not _windows_see_input(g.H, g.KH, g.SH, g.PH, g.DH, g.OH)
             or not _windows_see_input(g.W, g.KW, g.SW, g.PW, g.DW, g.OW)):
         raise ValueError(f"{fn}: with padding={padding} and dilation={dilation} some window "
@@ -298,10 +315,7 @@ cdef _relu_call(floating[::1] out, const floating[::1] x, int num_threads):
 
 def relu_forward(x, int num_threads):
     """max(x, 0) elementwise, any shape, NaN propagating; see fastconv.relu."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"relu: x must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"relu: x must have dtype float32 or float64, got {x.dtype}")
+    _check_ndarray("relu", "x", x)
     flat = np.ascontiguousarray(x).reshape(-1)  # IN
     out = np.empty(x.shape, dtype=x.dtype)  # OUT
     if flat.shape[0]:

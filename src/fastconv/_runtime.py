@@ -4,6 +4,8 @@ import os
 from . import _ops
 
 _explicit_threads = None
+# More threads than this only exhausts the process (each OpenMP thread has its own stack).
+MAX_THREADS = 1024
 _forked_child = False
 
 
@@ -20,7 +22,7 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int or None
-        A positive count; a negative one counts back from the number of CPUs
+        A positive count (at most 1024); a negative one counts back from the number of CPUs
         (``-1`` = all of them, ``-2`` = all but one); ``None`` returns to the
         default, which follows ``OMP_NUM_THREADS`` and ``threadpoolctl`` at each
         call (``omp_get_max_threads()``), capped at the CPUs this process may use.
@@ -30,10 +32,12 @@ def set_num_threads(n):
         _explicit_threads = None
         return
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise TypeError(f"set_num_threads: n must be an int or None, got {type(n).__name__}")
+        raise TypeError(f"set_num_threads: n must be an int or None, got {n!r}")
     n = int(n.__index__())
     if n == 0:
         raise ValueError("set_num_threads: n must be non-zero, got 0")
+    if n > MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be at most {MAX_THREADS}, got {n}")
     if n < 0:
         n = max(1, _cpu_count() + 1 + n)
     _explicit_threads = n

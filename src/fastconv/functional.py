@@ -20,14 +20,15 @@ def _pair(fn, name, value):
         if len(value) != 2:
             raise ValueError(f"{fn}: {name} must be an int or a pair of ints, "
                              f"got {value!r} of length {len(value)}")
-        return (_int(fn, name, value[0], value), _int(fn, name, value[1], value))
-    v = _int(fn, name, value, value)
+        return (_int(fn, name, value[0], value, "an int or a pair of ints"),
+                _int(fn, name, value[1], value, "an int or a pair of ints"))
+    v = _int(fn, name, value, value, "an int or a pair of ints")
     return (v, v)
 
 
-def _int(fn, name, v, whole):
+def _int(fn, name, v, whole, expected="an int"):
     if isinstance(v, bool) or not hasattr(v, "__index__"):
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {whole!r}")
+        raise TypeError(f"{fn}: {name} must be {expected}, got {whole!r}")
     return operator.index(v)
 
 
@@ -47,15 +48,22 @@ def _conv_padding(padding, weight, dilation):
     return _pair("conv2d", "padding", padding), False
 
 
-def _choose_algo(x, weight, groups):
+def _choose_algo(weight, groups, padding, dilation):
     """'direct' or 'im2col' for algo='auto'.
 
     A model of the two kernels, measured on the named layers of fastconv.shapes: the
     direct kernel wins on depthwise convolutions (one input channel per group, where
-    im2col+GEMM degenerates to tiny products); im2col + GEMM wins everywhere else.
+    im2col+GEMM degenerates to tiny products); im2col + GEMM wins everywhere else, and
+    also where the padding is wider than the dilated kernel (the direct kernel works on
+    a padded copy of the input, im2col never materialises the padding).
     """
-    cg = weight.shape[1] if getattr(weight, "ndim", 0) == 4 else 0
-    return "direct" if cg == 1 and groups > 1 else "im2col"
+    shape = getattr(weight, "shape", ())
+    if len(shape) != 4 or shape[1] != 1 or groups == 1:
+        return "im2col"
+    kh, kw = shape[2:]
+    if padding[0] > dilation[0] * (kh - 1) or padding[1] > dilation[1] * (kw - 1):
+        return "im2col"
+    return "direct"
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
@@ -106,11 +114,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     dilation = _pair("conv2d", "dilation", dilation)
     groups = _int("conv2d", "groups", groups, groups)
     pad, same = _conv_padding(padding, weight, dilation)
-    if algo not in _ALGOS:
+    if not isinstance(algo, str) or algo not in _ALGOS:
         raise ValueError(f"conv2d: algo must be one of {', '.join(map(repr, _ALGOS))}, "
                          f"got {algo!r}")
     if algo == "auto":
-        algo = _choose_algo(x, weight, groups)
+        algo = _choose_algo(weight, groups, pad, dilation)
     return _ops.conv2d_forward(x, weight, bias, stride, pad, dilation, groups, same,
                                algo == "direct", get_num_threads())
 
