@@ -5,69 +5,41 @@
 #include <immintrin.h>
 #include "../internal.h"
 
-static void fc_sgemm_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
-                                        const float *restrict b, float *restrict c, int64_t ldc,
-                                        int accumulate)
-{
-    __m256 t[6][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++)
-        t[i][0] = t[i][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = _mm256_loadu_ps(b + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + i);
-            t[i][0] = _mm256_fmadd_ps(ai, b0, t[i][0]);
-            t[i][1] = _mm256_fmadd_ps(ai, b1, t[i][1]);
-        }
-        a += 6;
-        b += 16;
+/* One kernel body for both dtypes: V is the vector type, L its lanes, P the
+ * intrinsic suffix (ps/pd), BC the broadcast (ss/sd). NR = 2*L. */
+#define FC_CAT3(a, b, c) a##b##c
+#define FC_MM(op, P) FC_CAT3(_mm256_, op, P)
+#define FC_AVX2_UKERNEL(NAME, T, V, L, P, BC)                                                 \
+    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
+                     int64_t ldc, int accumulate)                                             \
+    {                                                                                         \
+        V t[6][2];                                                                            \
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)                                  \
+            t[i][0] = t[i][1] = FC_MM(setzero_, P)();                                         \
+        for (int64_t k = 0; k < kc; k++) {                                                    \
+            const V b0 = FC_MM(loadu_, P)(b);                                                 \
+            const V b1 = FC_MM(loadu_, P)(b + L);                                             \
+            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                            \
+                const V ai = FC_MM(broadcast_, BC)(a + i);                                    \
+                t[i][0] = FC_MM(fmadd_, P)(ai, b0, t[i][0]);                                  \
+                t[i][1] = FC_MM(fmadd_, P)(ai, b1, t[i][1]);                                  \
+            }                                                                                 \
+            a += 6;                                                                           \
+            b += 2 * L;                                                                       \
+        }                                                                                     \
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                                \
+            T *ci = c + i * ldc;                                                              \
+            if (accumulate) {                                                                 \
+                t[i][0] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci), t[i][0]);                      \
+                t[i][1] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci + L), t[i][1]);                  \
+            }                                                                                 \
+            FC_MM(storeu_, P)(ci, t[i][0]);                                                   \
+            FC_MM(storeu_, P)(ci + L, t[i][1]);                                               \
+        }                                                                                     \
     }
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) {
-        float *ci = c + i * ldc;
-        if (accumulate) {
-            t[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), t[i][0]);
-            t[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), t[i][1]);
-        }
-        _mm256_storeu_ps(ci, t[i][0]);
-        _mm256_storeu_ps(ci + 8, t[i][1]);
-    }
-}
 
-static void fc_dgemm_ukernel_6x8__avx2(int64_t kc, const double *restrict a,
-                                       const double *restrict b, double *restrict c, int64_t ldc,
-                                       int accumulate)
-{
-    __m256d t[6][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++)
-        t[i][0] = t[i][1] = _mm256_setzero_pd();
-    for (int64_t k = 0; k < kc; k++) {
-        const __m256d b0 = _mm256_loadu_pd(b);
-        const __m256d b1 = _mm256_loadu_pd(b + 4);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            const __m256d ai = _mm256_broadcast_sd(a + i);
-            t[i][0] = _mm256_fmadd_pd(ai, b0, t[i][0]);
-            t[i][1] = _mm256_fmadd_pd(ai, b1, t[i][1]);
-        }
-        a += 6;
-        b += 8;
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) {
-        double *ci = c + i * ldc;
-        if (accumulate) {
-            t[i][0] = _mm256_add_pd(_mm256_loadu_pd(ci), t[i][0]);
-            t[i][1] = _mm256_add_pd(_mm256_loadu_pd(ci + 4), t[i][1]);
-        }
-        _mm256_storeu_pd(ci, t[i][0]);
-        _mm256_storeu_pd(ci + 4, t[i][1]);
-    }
-}
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16__avx2, float, __m256, 8, ps, ss)
+FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd)
 
 void fc_sconv2d_direct__avx2(const fc_conv2d_geom *g, float *out, const float *xp,
                              int64_t rows, int64_t WP, const float *weight, const float *bias,

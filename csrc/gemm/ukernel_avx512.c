@@ -6,55 +6,33 @@
 #include <immintrin.h>
 #include "../internal.h"
 
-static void fc_sgemm_ukernel_8x16__avx512(int64_t kc, const float *restrict a,
-                                          const float *restrict b, float *restrict c,
-                                          int64_t ldc, int accumulate)
-{
-    __m512 t[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        t[i] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-            t[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, t[i]);
-        a += 8;
-        b += 16;
+/* One kernel body for both dtypes: V is the vector type, L its lanes (= NR),
+ * P the intrinsic suffix (ps/pd). */
+#define FC_CAT3(a, b, c) a##b##c
+#define FC_MM(op, P) FC_CAT3(_mm512_, op, P)
+#define FC_AVX512_UKERNEL(NAME, T, V, L, P)                                                   \
+    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
+                     int64_t ldc, int accumulate)                                             \
+    {                                                                                         \
+        V t[8];                                                                               \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) t[i] = FC_MM(setzero_, P)();     \
+        for (int64_t k = 0; k < kc; k++) {                                                    \
+            const V b0 = FC_MM(loadu_, P)(b);                                                 \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
+                t[i] = FC_MM(fmadd_, P)(FC_MM(set1_, P)(a[i]), b0, t[i]);                     \
+            a += 8;                                                                           \
+            b += L;                                                                           \
+        }                                                                                     \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
+            T *ci = c + i * ldc;                                                              \
+            if (accumulate)                                                                   \
+                t[i] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci), t[i]);                            \
+            FC_MM(storeu_, P)(ci, t[i]);                                                      \
+        }                                                                                     \
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        float *ci = c + i * ldc;
-        if (accumulate)
-            t[i] = _mm512_add_ps(_mm512_loadu_ps(ci), t[i]);
-        _mm512_storeu_ps(ci, t[i]);
-    }
-}
 
-static void fc_dgemm_ukernel_8x8__avx512(int64_t kc, const double *restrict a,
-                                         const double *restrict b, double *restrict c,
-                                         int64_t ldc, int accumulate)
-{
-    __m512d t[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        t[i] = _mm512_setzero_pd();
-    for (int64_t k = 0; k < kc; k++) {
-        const __m512d b0 = _mm512_loadu_pd(b);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-            t[i] = _mm512_fmadd_pd(_mm512_set1_pd(a[i]), b0, t[i]);
-        a += 8;
-        b += 8;
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        double *ci = c + i * ldc;
-        if (accumulate)
-            t[i] = _mm512_add_pd(_mm512_loadu_pd(ci), t[i]);
-        _mm512_storeu_pd(ci, t[i]);
-    }
-}
+FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x16__avx512, float, __m512, 16, ps)
+FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x8__avx512, double, __m512d, 8, pd)
 
 void fc_sconv2d_direct__avx512(const fc_conv2d_geom *g, float *out, const float *xp,
                                int64_t rows, int64_t WP, const float *weight, const float *bias,
