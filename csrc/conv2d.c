@@ -1,4 +1,5 @@
 /* conv2d.c — 2-D convolution, im2col + GEMM and direct, for float and double. */
+#include <math.h>
 #include <string.h>
 #include "internal.h"
 
@@ -8,6 +9,8 @@
 #define FC_DIRECT(kt) ((kt)->sconv_direct)
 #define FC_DIRECT_WIDTH(kt) ((kt)->sconv_direct_width)
 #define FC_DIRECT_T fc_direct_f32
+#define FC_DIRECT_BWD_W(kt) ((kt)->sconv_direct_bwd_w)
+#define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f32
 #include "conv2d_impl.inc"
 #undef T
 #undef FC_SUF
@@ -15,6 +18,8 @@
 #undef FC_DIRECT
 #undef FC_DIRECT_WIDTH
 #undef FC_DIRECT_T
+#undef FC_DIRECT_BWD_W
+#undef FC_DIRECT_BWD_W_T
 
 #define T double
 #define FC_SUF _f64
@@ -22,4 +27,6 @@
 #define FC_DIRECT(kt) ((kt)->dconv_direct)
 #define FC_DIRECT_WIDTH(kt) ((kt)->dconv_direct_width)
 #define FC_DIRECT_T fc_direct_f64
+#define FC_DIRECT_BWD_W(kt) ((kt)->dconv_direct_bwd_w)
+#define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f64
 #include "conv2d_impl.inc"

@@ -84,6 +84,39 @@ fc_status fc_conv2d_forward_direct_f32(float *out, const float *inp, const float
 fc_status fc_conv2d_forward_direct_f64(double *out, const double *inp, const double *weight,
                                        const double *bias, const fc_conv2d_geom *g, int num_threads);
 
+/* fc_conv2d_backward_{im2col,direct}_{f32,f64}
+ *   dinp[n][c][h][w]      = sum over (oc, oh, ow, i, j) that read inp[n][c][h][w] in the
+ *                           forward pass of weight[oc][c'][i][j] * dout[n][oc][oh][ow]
+ *   dweight[oc][c][i][j]  = sum_{n, oh, ow} dout[n][oc][oh][ow] * inp[n][g*C/G + c][ih][iw]
+ *   dbias[oc]             = sum_{n, oh, ow} dout[n][oc][oh][ow] (accumulated in double)
+ *   dout: [N][OC][OH][OW]; shapes as the forward. Any of dinp, dweight, dbias may be NULL
+ *   and is then not computed (inp is read only for dweight, weight only for dinp).
+ *   Overwrites what it computes. g may carry OH, OW larger than the formula gives
+ *   (padding='same' with an even kernel pads the bottom/right by one more).
+ * im2col: dinp per (image, group) as weight^T dout per column tile, then col2im;
+ *   dweight as dout col^T over (image, tile) pairs cut into at most 16 chunks by shape
+ *   alone (fewer when the partial sums would pass 64 MiB), each chunk its own partial
+ *   sum, the partial sums added in chunk order. Workspace: one im2col tile and packed
+ *   panels per thread, plus the partial sums.
+ * direct: dinp as a stride-1 direct convolution of dout spread by the stride, with
+ *   the flipped kernel (no im2col buffer); dweight per (group, 16 output channels),
+ *   reducing over the images in order.
+ * Both: the same bits for any num_threads. */
+fc_status fc_conv2d_backward_im2col_f32(float *dinp, float *dweight, float *dbias,
+                                        const float *dout, const float *inp, const float *weight,
+                                        const fc_conv2d_geom *g, int num_threads);
+fc_status fc_conv2d_backward_im2col_f64(double *dinp, double *dweight, double *dbias,
+                                        const double *dout, const double *inp,
+                                        const double *weight, const fc_conv2d_geom *g,
+                                        int num_threads);
+fc_status fc_conv2d_backward_direct_f32(float *dinp, float *dweight, float *dbias,
+                                        const float *dout, const float *inp, const float *weight,
+                                        const fc_conv2d_geom *g, int num_threads);
+fc_status fc_conv2d_backward_direct_f64(double *dinp, double *dweight, double *dbias,
+                                        const double *dout, const double *inp,
+                                        const double *weight, const fc_conv2d_geom *g,
+                                        int num_threads);
+
 typedef struct {
     int64_t N, C, H, W;
     int64_t KH, KW, SH, SW, PH, PW, DH, DW;
@@ -102,10 +135,27 @@ fc_status fc_maxpool2d_forward_f32(float *out, int64_t *argmax, const float *inp
 fc_status fc_maxpool2d_forward_f64(double *out, int64_t *argmax, const double *inp,
                                    const fc_pool2d_geom *g, int num_threads);
 
+/* fc_maxpool2d_backward_{f32,f64}
+ *   dinp[q][argmax[q][o]] += dout[q][o], from zero, o in increasing order (overlapping
+ *   windows accumulate); q < planes = N*C, dinp: [planes][HW], dout, argmax:
+ *   [planes][OHW]. Every argmax must lie in [0, HW): the caller checks.
+ *   Overwrites dinp. Parallel over the planes. */
+fc_status fc_maxpool2d_backward_f32(float *dinp, const float *dout, const int64_t *argmax,
+                                    int64_t planes, int64_t HW, int64_t OHW, int num_threads);
+fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int64_t *argmax,
+                                    int64_t planes, int64_t HW, int64_t OHW, int num_threads);
+
 /* fc_relu_forward_{f32,f64}: out[i] = inp[i] > 0 ? inp[i] : 0 (NaN stays NaN), i < n.
  * out may equal inp. Parallel over chunks of the array. */
 fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads);
 fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads);
+
+/* fc_relu_backward_{f32,f64}: dinp[i] = inp[i] <= 0 ? 0 : dout[i] (a NaN input passes
+ * the gradient, as PyTorch's threshold_backward), i < n. Overwrites dinp. */
+fc_status fc_relu_backward_f32(float *dinp, const float *dout, const float *inp, int64_t n,
+                               int num_threads);
+fc_status fc_relu_backward_f64(double *dinp, const double *dout, const double *inp, int64_t n,
+                               int num_threads);
 
 /* fc_linear_forward_{f32,f64}
  *   out[n][o] = bias[o] + sum_{i<IN} inp[n][i] * weight[o][i]
@@ -117,6 +167,17 @@ fc_status fc_linear_forward_f32(float *out, const float *inp, const float *weigh
 fc_status fc_linear_forward_f64(double *out, const double *inp, const double *weight,
                                 const double *bias, int64_t N, int64_t IN, int64_t OUT,
                                 int num_threads);
+
+/* fc_linear_backward_{f32,f64}
+ *   dinp[n][i] = sum_o dout[n][o] weight[o][i];  dweight[o][i] = sum_n dout[n][o] inp[n][i];
+ *   dbias[o] = sum_n dout[n][o] (in double). Any output may be NULL and is then skipped.
+ *   Two GEMMs, parallel over blocks of their outputs. Overwrites what it computes. */
+fc_status fc_linear_backward_f32(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, int64_t N, int64_t IN,
+                                 int64_t OUT, int num_threads);
+fc_status fc_linear_backward_f64(double *dinp, double *dweight, double *dbias,
+                                 const double *dout, const double *inp, const double *weight,
+                                 int64_t N, int64_t IN, int64_t OUT, int num_threads);
 
 /* fc_{s,d}gemm
  *   C[m][n] = sum_k A[m][k] * B[k][n]            (accumulate == 0: overwrites C)

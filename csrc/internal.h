@@ -43,6 +43,17 @@ typedef void (*fc_direct_f64)(const fc_conv2d_geom *g, double *out, const double
                               int64_t rows, int64_t WP, const double *weight, const double *bias,
                               int64_t oh0, int64_t oh1);
 typedef int64_t (*fc_direct_width)(const fc_conv2d_geom *g);
+/* Weight gradient of one (image, group) for output channels [oc0, oc1), accumulated
+ * into dweight ([OC/G][C/G][KH][KW] of the group) from dout ([OC/G][OH][OW]) and the
+ * padded input xp ([C/G][rows][WP] from padded row 0); dt is scratch of
+ * FC_WGRAD_DT_LANES * OH * OW elements. */
+#define FC_WGRAD_DT_LANES 32
+typedef void (*fc_direct_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const float *dout,
+                                    float *dt, const float *xp, int64_t rows, int64_t WP,
+                                    int64_t oc0, int64_t oc1);
+typedef void (*fc_direct_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight,
+                                    const double *dout, double *dt, const double *xp,
+                                    int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 
 /* GEMM block sizes: MR x NR micro-tile, KC depth of a packed panel, MC rows of a
  * packed A block, NC columns of a packed B block (MC % MR == 0, NC % NR == 0). */
@@ -58,8 +69,10 @@ typedef struct {
     fc_ukr_f64 dgemm_ukr;
     fc_direct_f32 sconv_direct;
     fc_direct_width sconv_direct_width;
+    fc_direct_bwd_w_f32 sconv_direct_bwd_w;
     fc_direct_f64 dconv_direct;
     fc_direct_width dconv_direct_width;
+    fc_direct_bwd_w_f64 dconv_direct_bwd_w;
 } fc_kernels;
 
 extern const fc_kernels fc_kernels__ref;

@@ -33,5 +33,40 @@
         return FC_OK;                                                                         \
     }
 
+#define FC_LINEAR_BWD_DEFINE(T, SUF, GEMM)                                                    \
+    fc_status fc_linear_backward##SUF(T *dinp, T *dweight, T *dbias, const T *dout,            \
+                                      const T *inp, const T *weight, int64_t N, int64_t IN,    \
+                                      int64_t OUT, int nt)                                     \
+    {                                                                                         \
+        fc_status st = FC_OK;                                                                 \
+        if (dinp != NULL) /* dinp[N][IN] = dout[N][OUT] weight[OUT][IN] */                     \
+            st = GEMM(N, IN, OUT, dout, OUT, 1, weight, IN, 1, dinp, IN, 0, nt);               \
+        if (st == FC_OK && dweight != NULL) /* dweight[OUT][IN] = dout^T inp */               \
+            st = GEMM(OUT, IN, N, dout, 1, OUT, inp, IN, 1, dweight, IN, 0, nt);               \
+        if (st == FC_OK && dbias != NULL)                                                     \
+            for (int64_t o = 0; o < OUT; o++) {                                               \
+                double s = 0;                                                                 \
+                for (int64_t n = 0; n < N; n++)                                               \
+                    s += dout[n * OUT + o];                                                   \
+                dbias[o] = (T)s;                                                              \
+            }                                                                                 \
+        return st;                                                                            \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_relu_backward##SUF(T *dinp, const T *dout, const T *inp, int64_t n, int nt)  \
+    {                                                                                         \
+        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        nt = fc_threads_for((double)n, nt);                                                   \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t it = 0; it < items; it++) {                                              \
+            const int64_t i1 = FC_MIN(n, (it + 1) * FC_RELU_CHUNK);                           \
+            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++)                                 \
+                dinp[i] = inp[i] <= 0 ? (T)0 : dout[i]; /* NaN input passes the gradient */   \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }
+
 FC_LINEAR_DEFINE(float, _f32, fc_sgemm)
 FC_LINEAR_DEFINE(double, _f64, fc_dgemm)
+FC_LINEAR_BWD_DEFINE(float, _f32, fc_sgemm)
+FC_LINEAR_BWD_DEFINE(double, _f64, fc_dgemm)

@@ -1,5 +1,6 @@
 /* maxpool2d.c — 2-D max pooling with argmax indices, float and double. */
 #include <math.h>
+#include <string.h>
 #include "internal.h"
 
 /* Planes per work item: enough input that scheduling costs nothing next to it. */
@@ -53,3 +54,33 @@
 
 FC_MAXPOOL_DEFINE(float, _f32)
 FC_MAXPOOL_DEFINE(double, _f64)
+
+/* fc_maxpool2d_backward_{f32,f64}
+ *   dinp[n][c][argmax[n][c][o]] += dout[n][c][o] for every o < OH*OW, from zero
+ *   (a scatter-add, so overlapping windows accumulate, in increasing o).
+ *   dinp: [N*C][HW], dout, argmax: [N*C][OHW]; every argmax in [0, HW) (the caller
+ *   checks). Overwrites dinp. Parallel over the planes. */
+#define FC_MAXPOOL_BWD_DEFINE(T, SUF)                                                         \
+    fc_status fc_maxpool2d_backward##SUF(T *dinp, const T *dout, const int64_t *argmax,       \
+                                         int64_t planes, int64_t HW, int64_t OHW, int nt)     \
+    {                                                                                         \
+        const int64_t per_item = FC_MAX((int64_t)1, FC_POOL_ITEM_ELEMS / FC_MAX(HW, OHW));    \
+        const int64_t items = FC_CEIL_DIV(planes, per_item);                                  \
+        nt = fc_threads_for((double)planes * (HW + OHW) * 4, nt);                             \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t it = 0; it < items; it++) {                                              \
+            const int64_t q1 = FC_MIN(planes, (it + 1) * per_item);                           \
+            for (int64_t q = it * per_item; q < q1; q++) {                                    \
+                T *dst = dinp + q * HW;                                                       \
+                const T *src = dout + q * OHW;                                                \
+                const int64_t *idx = argmax + q * OHW;                                        \
+                memset(dst, 0, (size_t)HW * sizeof(T));                                       \
+                for (int64_t o = 0; o < OHW; o++)                                             \
+                    dst[idx[o]] += src[o];                                                    \
+            }                                                                                 \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }
+
+FC_MAXPOOL_BWD_DEFINE(float, _f32)
+FC_MAXPOOL_BWD_DEFINE(double, _f64)

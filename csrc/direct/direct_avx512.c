@@ -4,6 +4,8 @@
 #define FC_VBYTES 64
 #define FC_OCB 8
 #define FC_VW 1
+/* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
+#define FC_WTAPS 12
 #define FC_VW1 2
 
 #define T float

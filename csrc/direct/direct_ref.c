@@ -4,6 +4,8 @@
 #define FC_VBYTES 16
 #define FC_OCB 4
 #define FC_VW 2
+/* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
+#define FC_WTAPS 6
 #define FC_VW1 4
 
 #define T float

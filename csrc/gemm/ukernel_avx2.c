@@ -49,6 +49,10 @@ void fc_dconv2d_direct__avx2(const fc_conv2d_geom *g, double *out, const double 
                              int64_t oh0, int64_t oh1);
 int64_t fc_sconv2d_direct__avx2_width(const fc_conv2d_geom *g);
 int64_t fc_dconv2d_direct__avx2_width(const fc_conv2d_geom *g);
+void fc_sconv2d_direct__avx2_bwd_w(const fc_conv2d_geom *g, float *dweight, const float *dout,
+        float *dt, const float *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
+void fc_dconv2d_direct__avx2_bwd_w(const fc_conv2d_geom *g, double *dweight, const double *dout,
+        double *dt, const double *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 
 /* Zen 4 / Haswell-class caches: 32 KiB L1d, >= 256 KiB L2.
  * KC = 256: a 256 x 16 float B micro-panel is 16 KiB (half of L1).
@@ -61,6 +65,8 @@ const fc_kernels fc_kernels__avx2 = {
     .dgemm_ukr = fc_dgemm_ukernel_6x8__avx2,
     .sconv_direct = fc_sconv2d_direct__avx2,
     .sconv_direct_width = fc_sconv2d_direct__avx2_width,
+    .sconv_direct_bwd_w = fc_sconv2d_direct__avx2_bwd_w,
     .dconv_direct = fc_dconv2d_direct__avx2,
     .dconv_direct_width = fc_dconv2d_direct__avx2_width,
+    .dconv_direct_bwd_w = fc_dconv2d_direct__avx2_bwd_w,
 };

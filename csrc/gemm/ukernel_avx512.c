@@ -42,6 +42,10 @@ void fc_dconv2d_direct__avx512(const fc_conv2d_geom *g, double *out, const doubl
                                int64_t oh0, int64_t oh1);
 int64_t fc_sconv2d_direct__avx512_width(const fc_conv2d_geom *g);
 int64_t fc_dconv2d_direct__avx512_width(const fc_conv2d_geom *g);
+void fc_sconv2d_direct__avx512_bwd_w(const fc_conv2d_geom *g, float *dweight, const float *dout,
+        float *dt, const float *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
+void fc_dconv2d_direct__avx512_bwd_w(const fc_conv2d_geom *g, double *dweight, const double *dout,
+        double *dt, const double *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 
 /* Zen 4: 32 KiB L1d, 1 MiB L2. KC = 256: a 256 x 16 float B micro-panel is 16 KiB.
  * MC = 240: a 240 x 256 float A block is 240 KiB of L2. */
@@ -53,6 +57,8 @@ const fc_kernels fc_kernels__avx512 = {
     .dgemm_ukr = fc_dgemm_ukernel_8x8__avx512,
     .sconv_direct = fc_sconv2d_direct__avx512,
     .sconv_direct_width = fc_sconv2d_direct__avx512_width,
+    .sconv_direct_bwd_w = fc_sconv2d_direct__avx512_bwd_w,
     .dconv_direct = fc_dconv2d_direct__avx512,
     .dconv_direct_width = fc_dconv2d_direct__avx512_width,
+    .dconv_direct_bwd_w = fc_dconv2d_direct__avx512_bwd_w,
 };

@@ -54,6 +54,10 @@ void fc_dconv2d_direct__ref(const fc_conv2d_geom *g, double *out, const double *
                             int64_t oh0, int64_t oh1);
 int64_t fc_sconv2d_direct__ref_width(const fc_conv2d_geom *g);
 int64_t fc_dconv2d_direct__ref_width(const fc_conv2d_geom *g);
+void fc_sconv2d_direct__ref_bwd_w(const fc_conv2d_geom *g, float *dweight, const float *dout,
+        float *dt, const float *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
+void fc_dconv2d_direct__ref_bwd_w(const fc_conv2d_geom *g, double *dweight, const double *dout,
+        double *dt, const double *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 
 /* Block sizes: KC so that a B micro-panel (KC x NR) stays in a 32 KiB L1,
  * MC so that an A block (MC x KC) stays well inside L2. */
@@ -65,6 +69,8 @@ const fc_kernels fc_kernels__ref = {
     .dgemm_ukr = fc_dgemm_ukernel_4x4__ref,
     .sconv_direct = fc_sconv2d_direct__ref,
     .sconv_direct_width = fc_sconv2d_direct__ref_width,
+    .sconv_direct_bwd_w = fc_sconv2d_direct__ref_bwd_w,
     .dconv_direct = fc_dconv2d_direct__ref,
     .dconv_direct_width = fc_dconv2d_direct__ref_width,
+    .dconv_direct_bwd_w = fc_dconv2d_direct__ref_bwd_w,
 };

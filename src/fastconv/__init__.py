@@ -15,7 +15,16 @@ from ._runtime import (
     get_num_threads,
     set_num_threads,
 )
-from .functional import conv2d, linear, max_pool2d, relu
+from .functional import (
+    conv2d,
+    conv2d_backward,
+    linear,
+    linear_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    relu,
+    relu_backward,
+)
 
 _init_simd()
 
@@ -51,9 +60,13 @@ def show_config():
 
 __all__ = [
     "conv2d",
+    "conv2d_backward",
     "max_pool2d",
+    "max_pool2d_backward",
     "relu",
+    "relu_backward",
     "linear",
+    "linear_backward",
     "set_num_threads",
     "get_num_threads",
     "show_config",

@@ -28,6 +28,23 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_conv2d_forward_direct_f64(double *out, const double *inp, const double *weight,
                                            const double *bias, const fc_conv2d_geom *g, int num_threads)
 
+    fc_status fc_conv2d_backward_im2col_f32(float *dinp, float *dweight, float *dbias,
+                                            const float *dout, const float *inp,
+                                            const float *weight, const fc_conv2d_geom *g,
+                                            int num_threads)
+    fc_status fc_conv2d_backward_im2col_f64(double *dinp, double *dweight, double *dbias,
+                                            const double *dout, const double *inp,
+                                            const double *weight, const fc_conv2d_geom *g,
+                                            int num_threads)
+    fc_status fc_conv2d_backward_direct_f32(float *dinp, float *dweight, float *dbias,
+                                            const float *dout, const float *inp,
+                                            const float *weight, const fc_conv2d_geom *g,
+                                            int num_threads)
+    fc_status fc_conv2d_backward_direct_f64(double *dinp, double *dweight, double *dbias,
+                                            const double *dout, const double *inp,
+                                            const double *weight, const fc_conv2d_geom *g,
+                                            int num_threads)
+
     ctypedef struct fc_pool2d_geom:
         int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW
 
@@ -35,6 +52,22 @@ cdef extern from "fastconv.h" nogil:
                                        const fc_pool2d_geom *g, int num_threads)
     fc_status fc_maxpool2d_forward_f64(double *out, int64_t *argmax, const double *inp,
                                        const fc_pool2d_geom *g, int num_threads)
+
+    fc_status fc_maxpool2d_backward_f32(float *dinp, const float *dout, const int64_t *argmax,
+                                        int64_t planes, int64_t HW, int64_t OHW, int num_threads)
+    fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int64_t *argmax,
+                                        int64_t planes, int64_t HW, int64_t OHW, int num_threads)
+
+    fc_status fc_relu_backward_f32(float *dinp, const float *dout, const float *inp, int64_t n,
+                                   int num_threads)
+    fc_status fc_relu_backward_f64(double *dinp, const double *dout, const double *inp, int64_t n,
+                                   int num_threads)
+    fc_status fc_linear_backward_f32(float *dinp, float *dweight, float *dbias, const float *dout,
+                                     const float *inp, const float *weight, int64_t N, int64_t IN,
+                                     int64_t OUT, int num_threads)
+    fc_status fc_linear_backward_f64(double *dinp, double *dweight, double *dbias,
+                                     const double *dout, const double *inp, const double *weight,
+                                     int64_t N, int64_t IN, int64_t OUT, int num_threads)
 
     fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads)
     fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads)

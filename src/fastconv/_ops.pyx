@@ -8,6 +8,8 @@ Scalar arguments arrive already normalised to ints by fastconv.functional; their
 ranges are checked here. Every message names the function, the argument, the
 value received and what was expected.
 """
+import operator
+
 import numpy as np
 
 from libc.stdint cimport int64_t
@@ -117,13 +119,38 @@ cdef _check_status(str fn, fc_status st):
         raise ValueError(f"{fn}: the kernel rejected its arguments (status {<int>st})")
 
 
-cdef _check_elems(str fn, tuple shape):
+cdef _check_elems(str fn, tuple shape, str what="the output shape"):
     cdef object total = 1
     for s in shape:
         total *= s
     if total > _MAX_ELEMS:
-        raise ValueError(f"{fn}: the output shape {shape} has {total} elements, more than "
+        raise ValueError(f"{fn}: {what} {shape} has {total} elements, more than "
                          f"this library can index (at most 2**56)")
+
+
+cdef inline floating *_ptr(floating[::1] a) noexcept:
+    """Data pointer of an optional 1-D view of an output (NULL for None)."""
+    return NULL if a is None else &a[0]
+
+
+cdef inline const floating *_cptr(const floating[::1] a) noexcept:
+    return NULL if a is None else &a[0]
+
+
+cdef object _flat(object a):
+    """A C-contiguous array (or None) as a 1-D view of the same memory."""
+    return None if a is None else a.reshape(-1)
+
+
+def _needs(str fn, object needs):
+    """needs as a tuple of three bools (grad_x, grad_w, grad_b)."""
+    if not isinstance(needs, (tuple, list)) or len(needs) != 3:
+        raise ValueError(f"{fn}: needs must be a sequence of three bools "
+                         f"(grad_x, grad_w, grad_b), got {needs!r}")
+    for v in needs:
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{fn}: needs must hold bools, got {needs!r}")
+    return tuple(bool(v) for v in needs)
 
 
 # ----------------------------------------------------------------- conv2d
@@ -231,6 +258,82 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation,
     return out
 
 
+cdef _conv2d_bwd_call(floating[::1] dx, floating[::1] dw, floating[::1] db,
+                      const floating[::1] dout, const floating[::1] x,
+                      const floating[::1] w, fc_conv2d_geom *g, int direct, int num_threads):
+    cdef fc_status st
+    cdef floating *dxp = _ptr(dx)
+    cdef floating *dwp = _ptr(dw)
+    cdef floating *dbp = _ptr(db)
+    cdef const floating *doutp = &dout[0]
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    with nogil:
+        if floating is float:
+            if direct:
+                st = fc_conv2d_backward_direct_f32(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+            else:
+                st = fc_conv2d_backward_im2col_f32(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+        else:
+            if direct:
+                st = fc_conv2d_backward_direct_f64(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+            else:
+                st = fc_conv2d_backward_im2col_f64(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+    _check_status("conv2d_backward", st)
+
+
+def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dilation,
+                    object groups, bint same, bint direct_x, bint direct_w, needs,
+                    int num_threads):
+    """(grad_x, grad_w, grad_b) of conv2d; see fastconv.conv2d_backward.
+
+    direct_x / direct_w pick the algorithm of the input gradient and of the weight
+    (and bias) gradient; when they differ the kernels run in two calls.
+    """
+    fn = "conv2d_backward"
+    needs = _needs(fn, needs)
+    grad_out = _array(fn, "grad_out", grad_out, 4, "(N, OC, OH, OW)")  # IN
+    x = _array(fn, "x", x, 4, "(N, C, H, W)")  # IN
+    weight = _array(fn, "weight", weight, 4, "(OC, C/groups, KH, KW)")  # IN
+    _same_dtype(fn, "weight", weight, x, "x")
+    _same_dtype(fn, "grad_out", grad_out, x, "x")
+    OH, OW = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups, same, fn)
+    expected = (x.shape[0], weight.shape[0], OH, OW)
+    if grad_out.shape != expected:
+        raise ValueError(f"{fn}: grad_out must have the forward output's shape {expected} "
+                         f"(N, OC, OH, OW), got {grad_out.shape}")
+    gx = np.empty(x.shape, dtype=x.dtype) if needs[0] else None  # OUT
+    gw = np.empty(weight.shape, dtype=x.dtype) if needs[1] else None  # OUT
+    gb = np.empty(weight.shape[0], dtype=x.dtype) if needs[2] else None  # OUT
+    if x.shape[0] == 0 or not any(needs):
+        for a in (gw, gb):
+            if a is not None:
+                a[...] = 0
+        return gx, gw, gb
+    cdef fc_conv2d_geom g
+    g.N, g.C, g.H, g.W = x.shape
+    g.OC, _, g.KH, g.KW = weight.shape
+    g.SH, g.SW = stride
+    g.PH, g.PW = padding
+    g.DH, g.DW = dilation
+    g.G = groups
+    g.OH, g.OW = OH, OW
+    if direct_x == direct_w:
+        jobs = [(gx, gw, gb, direct_x)]
+    else:
+        jobs = [(gx, None, None, direct_x), (None, gw, gb, direct_w)]
+    for dx, dw, db, direct in jobs:
+        if dx is None and dw is None and db is None:
+            continue
+        if x.dtype == np.float32:
+            _conv2d_bwd_call[float](_flat(dx), _flat(dw), db, grad_out.reshape(-1),
+                                    x.reshape(-1), weight.reshape(-1), &g, direct, num_threads)
+        else:
+            _conv2d_bwd_call[double](_flat(dx), _flat(dw), db, grad_out.reshape(-1),
+                                     x.reshape(-1), weight.reshape(-1), &g, direct, num_threads)
+    return gx, gw, gb
+
+
 # ----------------------------------------------------------------- max_pool2d
 
 cdef _maxpool_call(floating[:, :, :, ::1] out, int64_t[:, :, :, ::1] idx,
@@ -301,6 +404,71 @@ def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple 
     return (out, idx) if return_indices else out
 
 
+cdef _maxpool_bwd_call(floating[::1] dx, const floating[::1] dout, const int64_t[::1] idx,
+                       int64_t planes, int64_t HW, int64_t OHW, int num_threads):
+    cdef fc_status st
+    with nogil:
+        if floating is float:
+            st = fc_maxpool2d_backward_f32(&dx[0], &dout[0], &idx[0], planes, HW, OHW,
+                                           num_threads)
+        else:
+            st = fc_maxpool2d_backward_f64(&dx[0], &dout[0], &idx[0], planes, HW, OHW,
+                                           num_threads)
+    _check_status("max_pool2d_backward", st)
+
+
+def max_pool2d_backward(grad_out, indices, input_shape, int num_threads):
+    """grad_x of max_pool2d from its indices; see fastconv.max_pool2d_backward."""
+    fn = "max_pool2d_backward"
+    grad_out = _array(fn, "grad_out", grad_out, 4, "(N, C, OH, OW)")  # IN
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"{fn}: indices must be a numpy.ndarray, got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: indices must have an integer dtype (int64), got {indices.dtype}")
+    if indices.shape != grad_out.shape:
+        raise ValueError(f"{fn}: indices must have grad_out's shape {grad_out.shape}, "
+                         f"got {indices.shape}")
+    try:
+        if any(isinstance(v, (bool, np.bool_)) for v in input_shape):
+            raise TypeError
+        shape = tuple(operator.index(v) for v in input_shape)
+    except TypeError:
+        raise TypeError(f"{fn}: input_shape must be a sequence of 4 ints (N, C, H, W), "
+                        f"got {input_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"{fn}: input_shape must be 4 non-negative ints (N, C, H, W), "
+                         f"got {input_shape!r}")
+    if shape[:2] != grad_out.shape[:2]:
+        raise ValueError(f"{fn}: input_shape {shape} must start with grad_out's (N, C) = "
+                         f"{grad_out.shape[:2]}")
+    _check_elems(fn, shape, "input_shape")
+    HW = shape[2] * shape[3]
+    if HW == 0 and grad_out.size:
+        raise ValueError(f"{fn}: input_shape {shape} has no positions for {grad_out.size} "
+                         f"gradients")
+    if indices.size:  # checked before the cast to int64, so no value wraps
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= HW:
+            bad = int(np.flatnonzero((indices < 0) | (indices >= HW))[0])
+            raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {HW}), got "
+                             f"{int(indices.reshape(-1)[bad])} at flat position {bad}")
+    indices = np.ascontiguousarray(indices, dtype=np.int64)  # IN
+    gx = np.empty(shape, dtype=grad_out.dtype)  # OUT
+    if gx.size == 0:
+        return gx
+    planes, OHW = shape[0] * shape[1], grad_out.shape[2] * grad_out.shape[3]
+    if OHW == 0:
+        gx[...] = 0
+        return gx
+    if grad_out.dtype == np.float32:
+        _maxpool_bwd_call[float](gx.reshape(-1), grad_out.reshape(-1), indices.reshape(-1),
+                                 planes, HW, OHW, num_threads)
+    else:
+        _maxpool_bwd_call[double](gx.reshape(-1), grad_out.reshape(-1), indices.reshape(-1),
+                                  planes, HW, OHW, num_threads)
+    return gx
+
+
 # ----------------------------------------------------------------- relu, linear
 
 cdef _relu_call(floating[::1] out, const floating[::1] x, int num_threads):
@@ -324,6 +492,88 @@ def relu_forward(x, int num_threads):
         else:
             _relu_call[double](out.reshape(-1), flat, num_threads)
     return out
+
+
+cdef _relu_bwd_call(floating[::1] dx, const floating[::1] dout, const floating[::1] x,
+                    int num_threads):
+    cdef fc_status st
+    with nogil:
+        if floating is float:
+            st = fc_relu_backward_f32(&dx[0], &dout[0], &x[0], x.shape[0], num_threads)
+        else:
+            st = fc_relu_backward_f64(&dx[0], &dout[0], &x[0], x.shape[0], num_threads)
+    _check_status("relu_backward", st)
+
+
+def relu_backward(grad_out, x, int num_threads):
+    """grad_out where x > 0 (or NaN), else 0; see fastconv.relu_backward."""
+    fn = "relu_backward"
+    _check_ndarray(fn, "grad_out", grad_out)
+    _check_ndarray(fn, "x", x)
+    _same_dtype(fn, "grad_out", grad_out, x, "x")
+    if grad_out.shape != x.shape:
+        raise ValueError(f"{fn}: grad_out must have x's shape {x.shape}, got {grad_out.shape}")
+    gx = np.empty(x.shape, dtype=x.dtype)  # OUT
+    if gx.size:
+        dout = np.ascontiguousarray(grad_out).reshape(-1)  # IN
+        xf = np.ascontiguousarray(x).reshape(-1)  # IN
+        if x.dtype == np.float32:
+            _relu_bwd_call[float](gx.reshape(-1), dout, xf, num_threads)
+        else:
+            _relu_bwd_call[double](gx.reshape(-1), dout, xf, num_threads)
+    return gx
+
+
+cdef _linear_bwd_call(floating[::1] dx, floating[::1] dw, floating[::1] db,
+                      const floating[::1] dout, const floating[::1] x, const floating[::1] w,
+                      int64_t N, int64_t IN, int64_t OUT, int num_threads):
+    cdef fc_status st
+    cdef floating *dxp = _ptr(dx)
+    cdef floating *dwp = _ptr(dw)
+    cdef floating *dbp = _ptr(db)
+    cdef const floating *doutp = &dout[0]
+    cdef const floating *xp = _cptr(x)
+    cdef const floating *wp = _cptr(w)
+    with nogil:
+        if floating is float:
+            st = fc_linear_backward_f32(dxp, dwp, dbp, doutp, xp, wp, N, IN, OUT, num_threads)
+        else:
+            st = fc_linear_backward_f64(dxp, dwp, dbp, doutp, xp, wp, N, IN, OUT, num_threads)
+    _check_status("linear_backward", st)
+
+
+def linear_backward(grad_out, x, weight, needs, int num_threads):
+    """(grad_x, grad_w, grad_b) of linear; see fastconv.linear_backward."""
+    fn = "linear_backward"
+    needs = _needs(fn, needs)
+    grad_out = _array(fn, "grad_out", grad_out, 2, "(N, out_features)")  # IN
+    x = _array(fn, "x", x, 2, "(N, in_features)")  # IN
+    weight = _array(fn, "weight", weight, 2, "(out_features, in_features)")  # IN
+    _same_dtype(fn, "weight", weight, x, "x")
+    _same_dtype(fn, "grad_out", grad_out, x, "x")
+    N, IN = x.shape
+    OUT = weight.shape[0]
+    if weight.shape[1] != IN:
+        raise ValueError(f"{fn}: weight has {weight.shape[1]} input features "
+                         f"(weight.shape[1]) but x has {IN} (x.shape[1])")
+    if grad_out.shape != (N, OUT):
+        raise ValueError(f"{fn}: grad_out must have shape {(N, OUT)} (N, out_features), "
+                         f"got {grad_out.shape}")
+    gx = np.empty(x.shape, dtype=x.dtype) if needs[0] else None  # OUT
+    gw = np.empty(weight.shape, dtype=x.dtype) if needs[1] else None  # OUT
+    gb = np.empty(OUT, dtype=x.dtype) if needs[2] else None  # OUT
+    if N == 0 or IN == 0 or OUT == 0:
+        for a in (gx, gw, gb):
+            if a is not None:
+                a[...] = 0
+        return gx, gw, gb
+    if x.dtype == np.float32:
+        _linear_bwd_call[float](_flat(gx), _flat(gw), gb, grad_out.reshape(-1), x.reshape(-1),
+                                weight.reshape(-1), N, IN, OUT, num_threads)
+    else:
+        _linear_bwd_call[double](_flat(gx), _flat(gw), gb, grad_out.reshape(-1), x.reshape(-1),
+                                 weight.reshape(-1), N, IN, OUT, num_threads)
+    return gx, gw, gb
 
 
 cdef _linear_call(floating[:, ::1] out, const floating[:, ::1] x, const floating[:, ::1] w,

@@ -9,7 +9,8 @@ import operator
 from . import _ops
 from ._runtime import get_num_threads
 
-__all__ = ["conv2d", "max_pool2d", "relu", "linear"]
+__all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "relu",
+           "relu_backward", "linear", "linear_backward"]
 
 _ALGOS = ("auto", "direct", "im2col")
 
@@ -32,7 +33,7 @@ def _int(fn, name, v, whole, expected="an int"):
     return operator.index(v)
 
 
-def _conv_padding(padding, weight, dilation):
+def _conv_padding(fn, padding, weight, dilation):
     """(top/left padding pair, same) for an int, a pair, 'valid' or 'same'."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -43,27 +44,33 @@ def _conv_padding(padding, weight, dilation):
             # Total padding d*(k-1) per dimension; an odd remainder goes to the bottom/right,
             # as in PyTorch.
             return (dilation[0] * (kh - 1) // 2, dilation[1] * (kw - 1) // 2), True
-        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, "
+        raise ValueError(f"{fn}: padding must be 'valid', 'same', an int or a pair of ints, "
                          f"got {padding!r}")
-    return _pair("conv2d", "padding", padding), False
+    return _pair(fn, "padding", padding), False
 
 
-def _choose_algo(weight, groups, padding, dilation):
+def _choose_algo(weight, groups, padding, dilation, grad="forward"):
     """'direct' or 'im2col' for algo='auto'.
 
-    A model of the two kernels, measured on the named layers of fastconv.shapes: the
-    direct kernel wins on depthwise convolutions (one input channel per group, where
-    im2col+GEMM degenerates to tiny products); im2col + GEMM wins everywhere else, and
-    also where the padding is wider than the dilated kernel (the direct kernel works on
-    a padded copy of the input, im2col never materialises the padding).
+    A model of the kernels, measured on the named layers of fastconv.shapes (AVX-512
+    and AVX2, one thread):
+    - forward and input gradient: direct on depthwise convolutions (one input channel
+      per group, where im2col + GEMM degenerates to tiny products), im2col + GEMM
+      everywhere else;
+    - weight gradient: direct (vectors over output channels, no im2col) for kernels
+      larger than 1x1, im2col + GEMM for 1x1 kernels, where no im2col is needed.
+    The direct kernels work on a padded copy of their input, so a padding wider than
+    the dilated kernel always goes to im2col, which never materialises the padding.
     """
     shape = getattr(weight, "shape", ())
-    if len(shape) != 4 or shape[1] != 1 or groups == 1:
-        return "im2col"
+    if len(shape) != 4:
+        return "im2col"  # _ops reports the bad weight
     kh, kw = shape[2:]
     if padding[0] > dilation[0] * (kh - 1) or padding[1] > dilation[1] * (kw - 1):
         return "im2col"
-    return "direct"
+    if grad == "weight":
+        return "im2col" if kh * kw == 1 else "direct"
+    return "direct" if shape[1] == 1 and groups > 1 else "im2col"
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
@@ -110,17 +117,63 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
            [3., 3., 3.],
            [0., 0., 0.]], dtype=float32)
     """
-    stride = _pair("conv2d", "stride", stride)
-    dilation = _pair("conv2d", "dilation", dilation)
-    groups = _int("conv2d", "groups", groups, groups)
-    pad, same = _conv_padding(padding, weight, dilation)
+    stride, pad, dilation, groups, same, direct = _conv_args(
+        "conv2d", weight, stride, padding, dilation, groups, algo)
+    return _ops.conv2d_forward(x, weight, bias, stride, pad, dilation, groups, same, direct,
+                               get_num_threads())
+
+
+def _conv_args(fn, weight, stride, padding, dilation, groups, algo, grad="forward"):
+    """Normalised (stride, padding, dilation, groups, same, direct) of a convolution;
+    with algo='auto', direct is chosen for the given gradient (see _choose_algo)."""
+    stride = _pair(fn, "stride", stride)
+    dilation = _pair(fn, "dilation", dilation)
+    groups = _int(fn, "groups", groups, groups)
+    pad, same = _conv_padding(fn, padding, weight, dilation)
     if not isinstance(algo, str) or algo not in _ALGOS:
-        raise ValueError(f"conv2d: algo must be one of {', '.join(map(repr, _ALGOS))}, "
+        raise ValueError(f"{fn}: algo must be one of {', '.join(map(repr, _ALGOS))}, "
                          f"got {algo!r}")
     if algo == "auto":
-        algo = _choose_algo(weight, groups, pad, dilation)
-    return _ops.conv2d_forward(x, weight, bias, stride, pad, dilation, groups, same,
-                               algo == "direct", get_num_threads())
+        algo = _choose_algo(weight, groups, pad, dilation, grad)
+    return stride, pad, dilation, groups, same, algo == "direct"
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    algo="auto", needs=(True, True, True)):
+    """Gradients of :func:`conv2d` with respect to its input, weight and bias.
+
+    The same as PyTorch autograd through ``torch.nn.functional.conv2d``: given
+    ``grad_out`` = dL/d(out), returns dL/dx, dL/dweight and dL/dbias.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, OC, OH, OW)
+        Gradient of the loss with respect to the convolution's output.
+    x, weight : ndarray
+        The forward pass's input and weight (same dtype as grad_out).
+    stride, padding, dilation, groups, algo
+        As in :func:`conv2d`; they must be the forward pass's.
+    needs : (bool, bool, bool)
+        Which of (grad_x, grad_w, grad_b) to compute; the others come back as None
+        and cost nothing (a first layer never needs grad_x).
+
+    Returns
+    -------
+    grad_x : ndarray (N, C, H, W) or None
+    grad_w : ndarray (OC, C/groups, KH, KW) or None
+    grad_b : ndarray (OC,) or None
+
+    Notes
+    -----
+    The results are bit-identical for any thread count: the weight and bias
+    gradients reduce over the batch in an order fixed by the shape alone.
+    """
+    fn = "conv2d_backward"
+    stride, pad, dilation, groups, same, direct_x = _conv_args(
+        fn, weight, stride, padding, dilation, groups, algo)
+    direct_w = _conv_args(fn, weight, stride, padding, dilation, groups, algo, "weight")[-1]
+    return _ops.conv2d_backward(grad_out, x, weight, stride, pad, dilation, groups, same,
+                                direct_x, direct_w, needs, get_num_threads())
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -163,12 +216,55 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                                    bool(return_indices), get_num_threads())
 
 
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Each ``grad_out`` value is added to the input position its window's maximum came
+    from (``indices``, as returned with ``return_indices=True``); overlapping windows
+    accumulate. Indices outside ``[0, H*W)`` raise ValueError before anything is
+    written.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, C, OH, OW)
+    indices : ndarray of int64, shape (N, C, OH, OW)
+    input_shape : (N, C, H, W), the forward input's shape
+
+    Returns
+    -------
+    grad_x : ndarray, shape input_shape, dtype of grad_out
+    """
+    return _ops.max_pool2d_backward(grad_out, indices, input_shape, get_num_threads())
+
+
 def relu(x):
     """max(x, 0) elementwise, any shape; NaN stays NaN. Returns a new array.
 
     Matches :func:`torch.nn.functional.relu`.
     """
     return _ops.relu_forward(x, get_num_threads())
+
+
+def relu_backward(grad_out, x):
+    """Gradient of :func:`relu`: ``grad_out`` where ``x > 0``, else 0.
+
+    As PyTorch's, the gradient passes where x is NaN.
+    """
+    return _ops.relu_backward(grad_out, x, get_num_threads())
+
+
+def linear_backward(grad_out, x, weight, *, needs=(True, True, True)):
+    """Gradients of :func:`linear`: ``(grad_out @ weight, grad_out.T @ x, grad_out.sum(0))``.
+
+    Parameters
+    ----------
+    grad_out : ndarray, shape (N, out_features)
+    x : ndarray, shape (N, in_features)
+    weight : ndarray, shape (out_features, in_features)
+    needs : (bool, bool, bool)
+        Which of (grad_x, grad_w, grad_b) to compute; the others come back as None.
+    """
+    return _ops.linear_backward(grad_out, x, weight, needs, get_num_threads())
 
 
 def linear(x, weight, bias=None):
