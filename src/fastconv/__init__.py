@@ -28,6 +28,8 @@ from .functional import (
 
 _init_simd()
 
+from . import data, nn, optim  # noqa: E402  (they build on the functional API above)
+
 
 def _openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
@@ -71,5 +73,8 @@ __all__ = [
     "get_num_threads",
     "show_config",
     "config",
+    "nn",
+    "optim",
+    "data",
     "__version__",
 ]

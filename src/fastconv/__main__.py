@@ -1,153 +1,23 @@
-"""Command line: ``python -m fastconv demo``.
+"""Command line of fastconv.
 
-``demo`` runs edge detection on one 28x28 image, conv2d -> relu -> max_pool2d,
-and prints each stage as text. The image is a Fashion-MNIST test item when the
-data set is found (``--data DIR``, else ``$FASTCONV_DATA``, else
-``/usr/share/datasets/fashion-mnist``), otherwise a generated pattern.
+    python -m fastconv demo    train a small CNN on Fashion-MNIST (the main job)
+    python -m fastconv edges   the edge-detection kernel on one image, as text
 """
-
 import argparse
-import gzip
-import os
-import struct
 import sys
-from pathlib import Path
 
-import numpy as np
-
-import fastconv
-
-DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-IMAGES_FILE = "t10k-images-idx3-ubyte"
-IDX3_UBYTE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
-
-# Positive where brightness increases downwards; its transpose, rightwards.
-HORIZONTAL_EDGE = np.array([[-1, -1, -1], [0, 0, 0], [1, 1, 1]], dtype=np.float32)
-EDGE_KERNELS = np.stack([HORIZONTAL_EDGE, HORIZONTAL_EDGE.T])[:, None]  # (2, 1, 3, 3)
-KERNEL_NAMES = ("horizontal", "vertical")
-
-# The generated image: a bright rectangle, off-centre and not square so that
-# rows and columns cannot be mixed up. [start, stop) in each direction.
-RECT_ROWS = (6, 18)
-RECT_COLS = (9, 23)
-PATTERN_DESCRIPTION = ("generated pattern, a bright rectangle at "
-                       f"rows {RECT_ROWS[0]}-{RECT_ROWS[1] - 1}, "
-                       f"columns {RECT_COLS[0]}-{RECT_COLS[1] - 1}")
-
-SHADES = " .:-=+*#%@"
-
-
-def make_pattern(size=28):
-    """A (size, size) float32 image: 1 inside the rectangle, 0 elsewhere."""
-    image = np.zeros((size, size), dtype=np.float32)
-    image[slice(*RECT_ROWS), slice(*RECT_COLS)] = 1.0
-    return image
-
-
-def read_idx_image(path, index=0):
-    """Item ``index`` of an IDX3 unsigned-byte file (gzip or not), scaled to [0, 1]."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        magic, count, rows, cols = struct.unpack(">4I", f.read(16))
-        if magic != IDX3_UBYTE_MAGIC:
-            raise ValueError(f"{path}: not an IDX3 unsigned-byte file (magic {magic:#x})")
-        if not 0 <= index < count:
-            raise ValueError(f"{path}: index {index} is out of range, the file has {count} images")
-        f.seek(16 + index * rows * cols)
-        pixels = f.read(rows * cols)
-    if len(pixels) != rows * cols:
-        raise ValueError(f"{path}: file is truncated")
-    return np.frombuffer(pixels, dtype=np.uint8).reshape(rows, cols).astype(np.float32) / 255
-
-
-def load_image(data_dir=None, index=0):
-    """Return ``(image, description)``: a Fashion-MNIST item, or the pattern.
-
-    Falls back to the pattern only when no directory was named (by argument or
-    ``$FASTCONV_DATA``) and the default one has no data; a named directory
-    without the images file is an error.
-    """
-    named = data_dir or os.environ.get("FASTCONV_DATA")
-    directory = Path(named) if named else DEFAULT_DATA_DIR
-    for name in (IMAGES_FILE, IMAGES_FILE + ".gz"):
-        path = directory / name
-        if path.is_file():
-            return read_idx_image(path, index), f"Fashion-MNIST test image {index} ({path})"
-    if named:
-        raise FileNotFoundError(f"no {IMAGES_FILE} or {IMAGES_FILE}.gz in {directory}")
-    return make_pattern(), PATTERN_DESCRIPTION
-
-
-def edge_pipeline(image):
-    """Run conv2d (edge kernels) -> relu -> 2x2 max_pool2d on an (H, W) image.
-
-    Returns the stages in order as a dict of name -> (1, C, H, W) float32 array.
-    """
-    x = np.ascontiguousarray(image, dtype=np.float32)[None, None]
-    edges = fastconv.conv2d(x, EDGE_KERNELS)
-    rectified = fastconv.relu(edges)
-    pooled = fastconv.max_pool2d(rectified, 2)
-    return {"input": x, "conv2d": edges, "relu": rectified, "max_pool2d": pooled}
-
-
-def render(stage, labels=None):
-    """The channels of a (1, C, H, W) array side by side, framed, one character per pixel.
-
-    Shading runs from ``SHADES[0]`` at the stage's minimum to ``SHADES[-1]`` at
-    its maximum; a constant stage is blank.
-    """
-    lo, hi = float(stage.min()), float(stage.max())
-    scale = (len(SHADES) - 1) / (hi - lo) if hi > lo else 0.0
-    levels = np.rint((stage[0] - lo) * scale).astype(int)  # (C, H, W)
-    width = levels.shape[2]
-    frame = " ".join("+" + "-" * width + "+" for _ in levels)
-    lines = []
-    if labels:
-        lines.append(" ".join(f" {label[:width]:<{width}} " for label in labels))
-    lines.append(frame)
-    for r in range(levels.shape[1]):
-        row = ("|" + "".join(SHADES[v] for v in channel[r]) + "|" for channel in levels)
-        lines.append(" ".join(row))
-    lines.append(frame)
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def run_demo(image, description):
-    stages = edge_pipeline(image)
-
-    print(f"fastconv {fastconv.__version__} demo: conv2d -> relu -> max_pool2d(2)")
-    print(f"image: {description}")
-    print(f"kernels, weight shape {EDGE_KERNELS.shape}:")
-    for name, kernel in zip(KERNEL_NAMES, EDGE_KERNELS[:, 0]):
-        print(f"  {name:<10} {kernel.astype(int).tolist()}")
-    for name, stage in stages.items():
-        labels = None if name == "input" else KERNEL_NAMES
-        print(f"\n{name:<11} {stage.shape}  values {stage.min():g} .. {stage.max():g}")
-        print(render(stage, labels))
-    return 0
+from . import demo, edges
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastconv", description="fastconv command line")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="edge detection on one image: conv2d -> relu -> max_pool2d, printed as text")
-    demo.add_argument("--data", metavar="DIR",
-                      help=f"folder holding {IMAGES_FILE}[.gz] (default: $FASTCONV_DATA, "
-                           f"then {DEFAULT_DATA_DIR}, else a generated pattern)")
-    demo.add_argument("--index", type=int, default=0, help="which test image (default: 0)")
-    demo.add_argument("--pattern", action="store_true",
-                      help="use the generated pattern even when the data set is present")
+    demo.add_arguments(commands.add_parser(
+        "demo", help="train a small CNN on Fashion-MNIST and write weights and pictures"))
+    edges.add_arguments(commands.add_parser(
+        "edges", help="edge detection on one image: conv2d -> relu -> max_pool2d, as text"))
     args = parser.parse_args(argv)
-    if args.pattern:
-        image, description = make_pattern(), PATTERN_DESCRIPTION
-    else:
-        try:
-            image, description = load_image(args.data, args.index)
-        except (OSError, ValueError) as exc:
-            parser.error(str(exc))
-    return run_demo(image, description)
+    return args.run(args, parser)
 
 
 if __name__ == "__main__":
