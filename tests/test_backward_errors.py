@@ -8,13 +8,13 @@ wrong answer or a partially written output." Issue 3: "indices are validated bef
 any write (out of range or negative -> ValueError, nothing written)".
 """
 
-import copy
 import re
 
 import numpy as np
 import pytest
 
 import fastconv
+from checks import arr, raises_unmodified
 
 F32, F64 = np.float32, np.float64
 BAD_DTYPES = [np.int32, np.int64, np.uint8, np.float16, object, np.bool_, np.complex64]
@@ -22,40 +22,6 @@ BAD_DTYPE_IDS = ["int32", "int64", "uint8", "float16", "object", "bool", "comple
 
 
 # ----------------------------------------------------------------- helpers
-
-def arr(shape, dtype=F32, seed=0):
-    data = np.random.default_rng(seed).standard_normal(shape) * 3
-    if np.dtype(dtype).kind == "c":
-        data = data + 1j * data
-    return np.array(data, dtype=dtype)
-
-
-def _same(before, after):
-    if isinstance(before, np.ndarray):
-        return (isinstance(after, np.ndarray) and before.dtype == after.dtype
-                and before.shape == after.shape
-                and (before.dtype == object and all(
-                    a is b or a == b for a, b in zip(before.ravel(), after.ravel()))
-                    or before.dtype != object and before.tobytes() == after.tobytes()))
-    if isinstance(before, (list, tuple)):
-        return (type(before) is type(after) and len(before) == len(after)
-                and all(_same(b, a) for b, a in zip(before, after)))
-    return before == after
-
-
-def raises_unmodified(exc, pattern, fn, *args, **kwargs):
-    """fn(*args, **kwargs) raises exc whose message matches pattern (re.search); no
-    argument is modified."""
-    before = [copy.deepcopy(a) for a in args]
-    kw_before = {k: copy.deepcopy(v) for k, v in kwargs.items()}
-    with pytest.raises(exc, match=pattern) as info:
-        fn(*args, **kwargs)
-    for i, (b, a) in enumerate(zip(before, args)):
-        assert _same(b, a), f"positional argument {i} was modified"
-    for k, b in kw_before.items():
-        assert _same(b, kwargs[k]), f"argument {k} was modified"
-    return info
-
 
 def esc(value):
     return re.escape(str(value))

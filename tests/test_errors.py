@@ -11,7 +11,6 @@ Size arguments (stride, padding, dilation, kernel_size, groups) are bounded by
 2**31 - 1, which keeps every index the kernels compute inside int64.
 """
 
-import copy
 import os
 import re
 import subprocess
@@ -23,51 +22,12 @@ import numpy as np
 import pytest
 
 import fastconv
+from checks import same_value, snapshot, arr, raises_unmodified
 
 F32, F64 = np.float32, np.float64
 
 
 # ----------------------------------------------------------------- helpers
-
-def arr(shape, dtype=F32, seed=0):
-    """Deterministic test data of a shape and dtype (also non-float dtypes)."""
-    rng = np.random.default_rng(seed)
-    data = np.asarray(rng.standard_normal(shape) * 3)
-    if np.dtype(dtype).kind == "c":
-        data = data + 1j * data
-    return np.array(data, dtype=dtype)
-
-
-def _snapshot(value):
-    return copy.deepcopy(value)
-
-
-def _same(before, after):
-    """Inputs unchanged: same type, and for arrays same dtype, shape and bytes."""
-    if isinstance(before, np.ndarray):
-        return (isinstance(after, np.ndarray) and before.dtype == after.dtype
-                and before.shape == after.shape
-                and (before.dtype == object and all(
-                    a is b or a == b for a, b in zip(before.ravel(), after.ravel()))
-                    or before.dtype != object and before.tobytes() == after.tobytes()))
-    if isinstance(before, (list, tuple)):
-        return (type(before) is type(after) and len(before) == len(after)
-                and all(_same(b, a) for b, a in zip(before, after)))
-    return before == after
-
-
-def raises_unmodified(exc, pattern, fn, *args, **kwargs):
-    """Assert fn(*args, **kwargs) raises exc matching pattern and modifies no argument."""
-    before = [_snapshot(a) for a in args]
-    kw_before = {k: _snapshot(v) for k, v in kwargs.items()}
-    with pytest.raises(exc, match=pattern) as info:
-        fn(*args, **kwargs)
-    for i, (b, a) in enumerate(zip(before, args)):
-        assert _same(b, a), f"positional argument {i} was modified"
-    for k, b in kw_before.items():
-        assert _same(b, kwargs[k]), f"argument {k} was modified"
-    return info
-
 
 def run_python(code, timeout=30, env=None):
     """Run code in a fresh interpreter; (returncode, stdout, stderr). None rc on timeout."""
@@ -296,7 +256,7 @@ def test_conv2d_wrong_bias_shape(shape):
 def _assert_no_big_allocation(fn, *args, **kwargs):
     """fn raises ValueError, without NumPy allocating more than 16 MiB on the way and
     without modifying its array arguments."""
-    before = [_snapshot(a) for a in args]
+    before = [snapshot(a) for a in args]
     tracemalloc.start()
     try:
         with pytest.raises(ValueError) as info:
@@ -305,7 +265,7 @@ def _assert_no_big_allocation(fn, *args, **kwargs):
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, f"{peak} bytes allocated before the error"
-    assert all(_same(b, a) for b, a in zip(before, args)), "an input was modified"
+    assert all(same_value(b, a) for b, a in zip(before, args)), "an input was modified"
     return info
 
 

@@ -225,6 +225,20 @@ def conv2d_geometry(x_shape, w_shape, tuple stride, tuple padding, tuple dilatio
     return OH, OW
 
 
+cdef fc_conv2d_geom _conv_geom(tuple x_shape, tuple w_shape, tuple stride, tuple padding,
+                               tuple dilation, object groups, int64_t OH, int64_t OW):
+    """The C geometry of a convolution already checked by conv2d_geometry."""
+    cdef fc_conv2d_geom g
+    g.N, g.C, g.H, g.W = x_shape
+    g.OC, _, g.KH, g.KW = w_shape
+    g.SH, g.SW = stride
+    g.PH, g.PW = padding
+    g.DH, g.DW = dilation
+    g.G = groups
+    g.OH, g.OW = OH, OW
+    return g
+
+
 def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, object groups,
                    bint same, bint direct, int num_threads):
     """out = conv2d(x, weight, bias); see fastconv.conv2d."""
@@ -243,14 +257,8 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation,
     out = np.empty(oshape, dtype=x.dtype)  # OUT
     if x.shape[0] == 0:
         return out
-    cdef fc_conv2d_geom g
-    g.N, g.C, g.H, g.W = x.shape
-    g.OC, _, g.KH, g.KW = weight.shape
-    g.SH, g.SW = stride
-    g.PH, g.PW = padding
-    g.DH, g.DW = dilation
-    g.G = groups
-    g.OH, g.OW = OH, OW
+    cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,
+                                       groups, OH, OW)
     if x.dtype == np.float32:
         _conv2d_call[float](out, x, weight, bias, &g, direct, num_threads)
     else:
@@ -310,14 +318,8 @@ def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dila
             if a is not None:
                 a[...] = 0
         return gx, gw, gb
-    cdef fc_conv2d_geom g
-    g.N, g.C, g.H, g.W = x.shape
-    g.OC, _, g.KH, g.KW = weight.shape
-    g.SH, g.SW = stride
-    g.PH, g.PW = padding
-    g.DH, g.DW = dilation
-    g.G = groups
-    g.OH, g.OW = OH, OW
+    cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,
+                                       groups, OH, OW)
     if direct_x == direct_w:
         jobs = [(gx, gw, gb, direct_x)]
     else:

@@ -112,16 +112,12 @@ class Conv2d(Module):
 
     def backward(self, grad_output):
         x = self._saved("_x")
-        needs = (self._needs_input_grad(), self.weight.requires_grad,
-                 self.bias is not None and self.bias.requires_grad)
+        needs = self._weight_bias_needs()
         if not any(needs):
             return None
         gx, gw, gb = F.conv2d_backward(grad_output, x, self.weight.data, **self._kwargs(),
                                        needs=needs)
-        if gw is not None:
-            self.weight.accumulate_grad(gw)
-        if gb is not None:
-            self.bias.accumulate_grad(gb)
+        self._add_weight_bias_grads(gw, gb)
         return gx
 
     def extra_repr(self):

@@ -61,17 +61,13 @@ class Linear(Module):
 
     def backward(self, grad_output):
         x = self._saved("_x")
-        needs = (self._needs_input_grad(), self.weight.requires_grad,
-                 self.bias is not None and self.bias.requires_grad)
+        needs = self._weight_bias_needs()
         if not any(needs):
             return None
         lead = grad_output.shape[:-1]
         gx, gw, gb = F.linear_backward(grad_output.reshape(-1, self.out_features), x,
                                        self.weight.data, needs=needs)
-        if gw is not None:
-            self.weight.accumulate_grad(gw)
-        if gb is not None:
-            self.bias.accumulate_grad(gb)
+        self._add_weight_bias_grads(gw, gb)
         return None if gx is None else gx.reshape(lead + (self.in_features,))
 
     def extra_repr(self):

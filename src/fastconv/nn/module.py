@@ -121,6 +121,18 @@ class Module:
             return not self._modules  # a lone layer: yes; a container (a model): no
         return self.input_requires_grad
 
+    def _weight_bias_needs(self):
+        """(input, weight, bias) gradients a layer with ``weight`` and ``bias`` must compute."""
+        bias = self.bias
+        return (self._needs_input_grad(), self.weight.requires_grad,
+                bias is not None and bias.requires_grad)
+
+    def _add_weight_bias_grads(self, grad_weight, grad_bias):
+        if grad_weight is not None:
+            self.weight.accumulate_grad(grad_weight)
+        if grad_bias is not None:
+            self.bias.accumulate_grad(grad_bias)
+
     def _saved(self, name):
         """What forward stored for backward, or a clear error."""
         value = self.__dict__.get(name)
