@@ -6,6 +6,31 @@
 /* Planes per work item: enough input that scheduling costs nothing next to it. */
 #define FC_POOL_ITEM_ELEMS 16384
 
+/* 2x2 windows at stride 2 without dilation, all inside the image. The same rule as
+ * the general loop: a larger value or any NaN replaces the maximum, taps in
+ * row-major order. */
+#define FC_MAXPOOL_2X2_DEFINE(T, SUF)                                                         \
+    static void fc_maxpool_2x2##SUF(T *restrict dst, int64_t *restrict idx,                   \
+                                    const T *restrict src, int64_t W, int64_t OH, int64_t OW) \
+    {                                                                                         \
+        for (int64_t oh = 0; oh < OH; oh++) {                                                 \
+            const T *r0 = src + 2 * oh * W, *r1 = r0 + W;                                     \
+            for (int64_t ow = 0; ow < OW; ow++) {                                             \
+                const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1]; \
+                T m = a;                                                                      \
+                int64_t k = 0;                                                                \
+                if (b > m || b != b) { m = b; k = 1; }                                        \
+                if (c > m || c != c) { m = c; k = W; }                                        \
+                if (d > m || d != d) { m = d; k = W + 1; }                                    \
+                dst[oh * OW + ow] = m;                                                        \
+                if (idx)                                                                      \
+                    idx[oh * OW + ow] = 2 * oh * W + 2 * ow + k;                              \
+            }                                                                                 \
+        }                                                                                     \
+    }
+FC_MAXPOOL_2X2_DEFINE(float, _f32)
+FC_MAXPOOL_2X2_DEFINE(double, _f64)
+
 #define FC_MAXPOOL_DEFINE(T, SUF)                                                             \
     fc_status fc_maxpool2d_forward##SUF(T *out, int64_t *argmax, const T *inp,                \
                                         const fc_pool2d_geom *g, int nt)                      \
@@ -14,6 +39,11 @@
         const int64_t planes = g->N * g->C;                                                   \
         const int64_t per_item = FC_MAX((int64_t)1, FC_POOL_ITEM_ELEMS / FC_MAX(HW, (int64_t)1)); \
         const int64_t items = FC_CEIL_DIV(planes, per_item);                                  \
+        /* The most common pooling, 2x2 windows at stride 2 inside the image, has its  \
+         * own loop without bounds or window loops. */                                        \
+        const int k2s2 = g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0   \
+                         && g->PW == 0 && g->DH == 1 && g->DW == 1 && 2 * OH <= H             \
+                         && 2 * OW <= W;                                                      \
         nt = fc_threads_for((double)planes * OH * OW * g->KH * g->KW * 4, nt);                \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \
@@ -22,6 +52,10 @@
                 const T *src = inp + q * HW;                                                  \
                 T *dst = out + q * OH * OW;                                                   \
                 int64_t *idx = argmax ? argmax + q * OH * OW : NULL;                          \
+                if (k2s2) {                                                                   \
+                    fc_maxpool_2x2##SUF(dst, idx, src, W, OH, OW);                            \
+                    continue;                                                                 \
+                }                                                                             \
                 for (int64_t oh = 0; oh < OH; oh++) {                                         \
                     int64_t ih0 = oh * g->SH - g->PH;                                         \
                     const int64_t ih1 = FC_MIN(ih0 + (g->KH - 1) * g->DH + 1, H);             \

@@ -161,3 +161,20 @@ def test_max_pool2d_matches_torch(case_id, dtype, kind):
     got, idx = fastconv.max_pool2d(x, return_indices=True, **pool_kwargs(case))
     np.testing.assert_array_equal(got, want.numpy())
     np.testing.assert_array_equal(idx, want_idx.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, ceil_mode", [((8, 8), False), ((7, 9), False), ((7, 9), True),
+                                          ((2, 2), False)])
+def test_max_pool2d_2x2_stride2_fast_path(dtype, hw, ceil_mode):
+    """2x2 windows at stride 2 take their own loop: same values, indices, NaN and tie
+    rules as the reference (ceil_mode on odd sizes leaves it for the general loop)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (3, 4) + hw).astype(dtype)  # many ties
+    x[0, 0, 0, 1] = np.nan
+    x[1, 2, 0, 0] = x[1, 2, 1, 1] = np.nan               # two NaN in one window
+    x[2, 1] = -np.inf
+    out, idx = fastconv.max_pool2d(x, 2, ceil_mode=ceil_mode, return_indices=True)
+    ref_out, ref_idx = max_pool2d_ref(x, 2, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(out, ref_out.astype(dtype))
+    np.testing.assert_array_equal(idx, ref_idx)

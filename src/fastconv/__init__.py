@@ -17,6 +17,7 @@ from ._runtime import (
 )
 from .functional import (
     conv2d,
+    conv2d_algo,
     conv2d_backward,
     linear,
     linear_backward,
@@ -62,6 +63,7 @@ def show_config():
 
 __all__ = [
     "conv2d",
+    "conv2d_algo",
     "conv2d_backward",
     "max_pool2d",
     "max_pool2d_backward",

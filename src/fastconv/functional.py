@@ -9,7 +9,7 @@ import operator
 from . import _ops
 from ._runtime import get_num_threads
 
-__all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "relu",
+__all__ = ["conv2d", "conv2d_algo", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "relu",
            "relu_backward", "linear", "linear_backward"]
 
 _ALGOS = ("auto", "direct", "im2col")
@@ -47,6 +47,37 @@ def _conv_padding(fn, padding, weight, dilation):
         raise ValueError(f"{fn}: padding must be 'valid', 'same', an int or a pair of ints, "
                          f"got {padding!r}")
     return _pair(fn, "padding", padding), False
+
+
+def conv2d_algo(weight_shape, stride=1, padding=0, dilation=1, groups=1, grad="forward"):
+    """The algorithm ``algo='auto'`` runs for a convolution: 'im2col' or 'direct'.
+
+    Parameters
+    ----------
+    weight_shape : (OC, C/groups, KH, KW)
+    stride, padding, dilation, groups
+        As in :func:`conv2d` (the model does not look at the stride today).
+    grad : {'forward', 'input', 'weight'}
+        The forward pass, the input gradient or the weight (and bias) gradient;
+        auto decides for each separately (see the model in ``_choose_algo``).
+    """
+    if grad not in ("forward", "input", "weight"):
+        raise ValueError(f"conv2d_algo: grad must be 'forward', 'input' or 'weight', got {grad!r}")
+    shape = tuple(weight_shape)
+    if len(shape) != 4:
+        raise ValueError(f"conv2d_algo: weight_shape must be (OC, C/groups, KH, KW), got {shape}")
+    weight = _Shape(shape)
+    dil = _pair("conv2d_algo", "dilation", dilation)
+    pad, _ = _conv_padding("conv2d_algo", padding, weight, dil)
+    return _choose_algo(weight, _int("conv2d_algo", "groups", groups, groups), pad, dil,
+                        "weight" if grad == "weight" else "forward")
+
+
+class _Shape:
+    """Stands in for a weight array where only its shape matters."""
+
+    def __init__(self, shape):
+        self.shape = shape
 
 
 def _choose_algo(weight, groups, padding, dilation, grad="forward"):
