@@ -60,8 +60,10 @@
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \
             const int64_t i1 = FC_MIN(n, (it + 1) * FC_RELU_CHUNK);                           \
-            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++)                                 \
-                dinp[i] = inp[i] <= 0 ? (T)0 : dout[i]; /* NaN input passes the gradient */   \
+            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++) {                               \
+                const T d = dout[i]; /* loaded first, so the select vectorizes */             \
+                dinp[i] = inp[i] <= 0 ? (T)0 : d; /* NaN input passes the gradient */         \
+            }                                                                                 \
         }                                                                                     \
         return FC_OK;                                                                         \
     }

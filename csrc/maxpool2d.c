@@ -6,25 +6,44 @@
 /* Planes per work item: enough input that scheduling costs nothing next to it. */
 #define FC_POOL_ITEM_ELEMS 16384
 
-/* 2x2 windows at stride 2 without dilation, all inside the image. The same rule as
- * the general loop: a larger value or any NaN replaces the maximum, taps in
- * row-major order. */
+/* 2x2 windows at stride 2 without dilation, all inside the image. The same result as
+ * the general loop (the first maximum in row-major order; with NaN, the last NaN),
+ * computed without data-dependent branches: the winning tap is unpredictable, and a
+ * mispredicted branch per window costs more than the window. */
 #define FC_MAXPOOL_2X2_DEFINE(T, SUF)                                                         \
     static void fc_maxpool_2x2##SUF(T *restrict dst, int64_t *restrict idx,                   \
                                     const T *restrict src, int64_t W, int64_t OH, int64_t OW) \
     {                                                                                         \
+        if (idx == NULL) { /* values only: selects that vectorize */                         \
+            for (int64_t oh = 0; oh < OH; oh++) {                                             \
+                const T *r0 = src + 2 * oh * W, *r1 = r0 + W;                                 \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    T m = r0[2 * ow];                                                         \
+                    const T b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];           \
+                    m = (b > m || b != b) ? b : m;                                            \
+                    m = (c > m || c != c) ? c : m;                                            \
+                    m = (d > m || d != d) ? d : m;                                            \
+                    dst[oh * OW + ow] = m;                                                    \
+                }                                                                             \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         for (int64_t oh = 0; oh < OH; oh++) {                                                 \
             const T *r0 = src + 2 * oh * W, *r1 = r0 + W;                                     \
             for (int64_t ow = 0; ow < OW; ow++) {                                             \
                 const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1]; \
-                T m = a;                                                                      \
-                int64_t k = 0;                                                                \
-                if (b > m || b != b) { m = b; k = 1; }                                        \
-                if (c > m || c != c) { m = c; k = W; }                                        \
-                if (d > m || d != d) { m = d; k = W + 1; }                                    \
+                const T ab = b > a ? b : a, cd = d > c ? d : c;                               \
+                T m = cd > ab ? cd : ab;                                                      \
+                /* first tap equal to the maximum */                                          \
+                const int64_t ia = a == m, ib = !ia & (b == m), ic = !(ia | ib) & (c == m);   \
+                int64_t k = ib + ic * W + !(ia | ib | ic) * (W + 1);                          \
+                const int64_t na = a != a, nb = b != b, nc = c != c, nd = d != d;             \
+                if (na | nb | nc | nd) { /* rare: NaN wins, the last one */                   \
+                    k = nd ? W + 1 : nc ? W : nb ? 1 : 0;                                     \
+                    m = nd ? d : nc ? c : nb ? b : a;                                         \
+                }                                                                             \
                 dst[oh * OW + ow] = m;                                                        \
-                if (idx)                                                                      \
-                    idx[oh * OW + ow] = 2 * oh * W + 2 * ow + k;                              \
+                idx[oh * OW + ow] = 2 * oh * W + 2 * ow + k;                                  \
             }                                                                                 \
         }                                                                                     \
     }

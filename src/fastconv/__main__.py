@@ -2,11 +2,12 @@
 
     python -m fastconv demo    train a small CNN on Fashion-MNIST (the main job)
     python -m fastconv edges   the edge-detection kernel on one image, as text
+    python -m fastconv bench   time conv2d on real layers next to PyTorch and NumPy
 """
 import argparse
 import sys
 
-from . import demo, edges
+from . import bench, demo, edges
 
 
 def main(argv=None):
@@ -16,6 +17,9 @@ def main(argv=None):
         "demo", help="train a small CNN on Fashion-MNIST and write weights and pictures"))
     edges.add_arguments(commands.add_parser(
         "edges", help="edge detection on one image: conv2d -> relu -> max_pool2d, as text"))
+    bench.add_arguments(commands.add_parser(
+        "bench", help="time conv2d (each algorithm and auto) on real layers next to PyTorch "
+                      "and NumPy; print tables, write JSON and a bar chart"))
     args = parser.parse_args(argv)
     return args.run(args, parser)
 

@@ -365,8 +365,12 @@ cdef bint _windows_see_input(int64_t n, int64_t k, int64_t s, int64_t p, int64_t
 
 
 def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple dilation,
-                       bint ceil_mode, bint return_indices, int num_threads):
-    """out[, indices] = max_pool2d(x, ...); see fastconv.max_pool2d."""
+                       bint ceil_mode, bint return_indices, int num_threads, indices_out=None):
+    """out[, indices] = max_pool2d(x, ...); see fastconv.max_pool2d.
+
+    indices_out: an int64 C-contiguous array the indices may be written into when its
+    shape fits (nn.MaxPool2d reuses one between steps: fresh pages cost time).
+    """
     fn = "max_pool2d"
     x = _array(fn, "x", x, 4, "(N, C, H, W)")  # IN
     _in_range(fn, "kernel_size", kernel_size, 1)
@@ -397,7 +401,12 @@ def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple 
     oshape = (g.N, g.C, g.OH, g.OW)
     _check_elems(fn, oshape)
     out = np.empty(oshape, dtype=x.dtype)  # OUT
-    idx = np.empty(oshape, dtype=np.int64) if return_indices else None  # OUT
+    idx = None
+    if return_indices:
+        reuse = (isinstance(indices_out, np.ndarray) and indices_out.shape == oshape
+                 and indices_out.dtype == np.int64 and indices_out.flags.c_contiguous
+                 and indices_out.flags.writeable)
+        idx = indices_out if reuse else np.empty(oshape, dtype=np.int64)  # OUT
     if out.size:
         if x.dtype == np.float32:
             _maxpool_call[float](out, idx, x, &g, num_threads)

@@ -239,12 +239,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     -----
     ``OH = floor_or_ceil((H + 2*PH - DH*(KH-1) - 1) / SH) + 1``, likewise OW.
     """
-    fn = "max_pool2d"
+    return _ops.max_pool2d_forward(x, *_pool_args("max_pool2d", kernel_size, stride, padding,
+                                                  dilation), bool(ceil_mode),
+                                   bool(return_indices), get_num_threads())
+
+
+def _pool_args(fn, kernel_size, stride, padding, dilation):
+    """(kernel_size, stride, padding, dilation) as pairs; stride defaults to the kernel."""
     kernel_size = _pair(fn, "kernel_size", kernel_size)
     stride = kernel_size if stride is None else _pair(fn, "stride", stride)
-    return _ops.max_pool2d_forward(x, kernel_size, stride, _pair(fn, "padding", padding),
-                                   _pair(fn, "dilation", dilation), bool(ceil_mode),
-                                   bool(return_indices), get_num_threads())
+    return kernel_size, stride, _pair(fn, "padding", padding), _pair(fn, "dilation", dilation)
 
 
 def max_pool2d_backward(grad_out, indices, input_shape):

@@ -1,5 +1,7 @@
 """Pooling layers: MaxPool2d (AvgPool2d and AdaptiveAvgPool2d live beside it)."""
+from .. import _ops
 from .. import functional as F
+from .._runtime import get_num_threads
 from ..functional import _pair
 from .module import Module, is_grad_enabled
 
@@ -41,9 +43,17 @@ class MaxPool2d(Module):
                              f"{self.kernel_size}, got {self.padding}")
 
     def forward(self, x):
-        out, idx = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                self.ceil_mode, return_indices=True)
-        self._idx, self._shape = (idx, x.shape) if is_grad_enabled() else (None, None)
+        if not is_grad_enabled():
+            self._idx = self._shape = None
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                self.ceil_mode)
+        # The indices never leave the layer, so one array serves every step.
+        out, self._idx = _ops.max_pool2d_forward(
+            x, *F._pool_args("MaxPool2d", self.kernel_size, self.stride, self.padding,
+                             self.dilation), self.ceil_mode, True, get_num_threads(),
+            indices_out=self.__dict__.get("_idx_buffer"))
+        self._idx_buffer = self._idx
+        self._shape = x.shape
         return out
 
     def backward(self, grad_output):
