@@ -26,6 +26,7 @@ BASE_SOURCES = [
     "csrc/workspace.c",
     "csrc/conv2d.c",
     "csrc/maxpool2d.c",
+    "csrc/batchnorm2d.c",
     "csrc/linear.c",
     "csrc/gemm/gemm.c",
     "csrc/gemm/ukernel_ref.c",

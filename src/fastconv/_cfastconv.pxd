@@ -69,6 +69,33 @@ cdef extern from "fastconv.h" nogil:
                                      const double *dout, const double *inp, const double *weight,
                                      int64_t N, int64_t IN, int64_t OUT, int num_threads)
 
+    fc_status fc_batchnorm2d_stats_f32(double *mean, double *var, const float *x, int64_t N,
+                                       int64_t C, int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_stats_f64(double *mean, double *var, const double *x, int64_t N,
+                                       int64_t C, int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_apply_f32(float *out, float *xhat, const float *x,
+                                       const double *mean, const double *invstd,
+                                       const double *scale, const double *shift, int64_t N,
+                                       int64_t C, int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_apply_f64(double *out, double *xhat, const double *x,
+                                       const double *mean, const double *invstd,
+                                       const double *scale, const double *shift, int64_t N,
+                                       int64_t C, int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_backward_reduce_f32(double *gsum, double *gxsum, const float *g,
+                                                 const float *xhat, int64_t N, int64_t C,
+                                                 int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_backward_reduce_f64(double *gsum, double *gxsum, const double *g,
+                                                 const double *xhat, int64_t N, int64_t C,
+                                                 int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_backward_apply_f32(float *gx, const float *g, const float *xhat,
+                                                const double *a, const double *b,
+                                                const double *c0, int64_t N, int64_t C,
+                                                int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_backward_apply_f64(double *gx, const double *g, const double *xhat,
+                                                const double *a, const double *b,
+                                                const double *c0, int64_t N, int64_t C,
+                                                int64_t HW, int num_threads)
+
     fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads)
     fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads)
 

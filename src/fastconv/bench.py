@@ -14,9 +14,10 @@ on a graph built once) and a NumPy im2col/col2im backward.
 
 Every result is first checked once against a float64 NumPy reference (max
 error <= 1e-4 of max |reference|); a wrong result stops the run. Times are the
-median of repeated calls (``time.perf_counter``) made round-robin over the
-implementations, so that noise on a shared machine hits them all alike, after
-one warm-up call each. Every peer runs with the same thread count: torch through
+median of repeated calls (``time.perf_counter``) interleaved over the
+implementations, so that noise on a shared machine hits them all alike: rounds
+that call each implementation once, in a new (seeded) random order each round,
+after one warm-up call each. Every peer runs with the same thread count: torch through
 ``torch.set_num_threads``, NumPy's BLAS through threadpoolctl when it is
 installed.
 
@@ -220,17 +221,20 @@ def _check(impl, what, got, want):
 
 
 def _time_round_robin(fns, min_reps, budget):
-    """{name: (median, min, interquartile range) seconds per call, number of calls} of
-    each callable, called in turn (after a warm-up each) until each has run min_reps
-    times and budget seconds per callable have passed."""
+    """{name: ((median, min, interquartile range) seconds per call, number of calls)} of
+    each callable, called in turn in rounds (after a warm-up each) until each has run
+    min_reps times and budget seconds per callable have passed."""
     names = list(fns)
     for name in names:
         fns[name]()
     samples = {name: [] for name in names}
+    # A new order each round: a call pays for what the one before it left behind (a cold
+    # cache, freed memory to fault in again), so no implementation always follows the same.
+    order = np.random.default_rng(0)
     start = time.perf_counter()
     rounds = 0
     while rounds < MAX_ROUNDS:
-        for name in names:
+        for name in order.permutation(names):
             t0 = time.perf_counter()
             fns[name]()
             samples[name].append(time.perf_counter() - t0)

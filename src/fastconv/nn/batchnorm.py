@@ -1,28 +1,12 @@
 """BatchNorm2d."""
 import numpy as np
 
+from .. import _ops
+from .._runtime import get_num_threads
 from .misc import _check_grad, _check_input, _float_dtype, _real
 from .module import Module, Parameter, is_grad_enabled
 
 __all__ = ["BatchNorm2d"]
-
-def _channel_sum(a):
-    """Per-channel sums of an (N, C, H, W) array, in float64: pairwise sums over each
-    plane in the array's dtype, then over the batch in float64."""
-    N, C = a.shape[:2]
-    return a.reshape(N, C, -1).sum(axis=-1).sum(axis=0, dtype=np.float64)
-
-
-def _channel_dot(a, b):
-    """Per-channel sums of ``a * b`` (same shapes (N, C, H, W)), in float64 over the batch."""
-    N, C = a.shape[:2]
-    return np.einsum("ncl,ncl->nc", a.reshape(N, C, -1), b.reshape(N, C, -1)).sum(
-        axis=0, dtype=np.float64)
-
-
-def _col(v, dtype):
-    """A per-channel vector (C,) as (1, C, 1, 1) in ``dtype``, to broadcast over NCHW."""
-    return np.asarray(v).astype(dtype, copy=False).reshape(1, -1, 1, 1)
 
 
 class BatchNorm2d(Module):
@@ -147,6 +131,8 @@ class BatchNorm2d(Module):
             raise TypeError(f"{fn}: input dtype {x.dtype} does not match the layer's dtype "
                             f"{self._dtype}")
         dt = x.dtype
+        x = np.ascontiguousarray(x)
+        nt = get_num_threads()
         batch_stats = self.training or self.running_mean is None or self.running_var is None
         keep = is_grad_enabled()
         if batch_stats:
@@ -154,30 +140,23 @@ class BatchNorm2d(Module):
             if self.training and m <= 1:
                 raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
                                  f"got input of shape {x.shape}")
-            mean = _channel_sum(x) / m
-            xhat = x - _col(mean, dt)
-            var = _channel_dot(xhat, xhat) / m  # biased; two passes, so no cancellation
+            mean, var = _ops.batchnorm2d_stats(x, nt)  # biased; two passes in double
             if self.training and self.track_running_stats and self.running_mean is not None:
                 self._update_running_stats(mean, var, m)
-            invstd = 1.0 / np.sqrt(var + self.eps)
-            xhat *= _col(invstd, dt)
-            if self.affine:
-                out = xhat * _col(self.weight.data, dt)
-                out += _col(self.bias.data, dt)
-            else:
-                out = xhat.copy() if keep else xhat
+            want_xhat = keep
         else:
             # Running statistics: one affine map per channel. x_hat is kept only for the
             # weight's gradient (not for a frozen layer, e.g. under freeze_bn).
-            invstd = 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)
-            scale = invstd * (self.weight.data if self.affine else 1.0)
-            shift = -self.running_mean * scale + (self.bias.data if self.affine else 0.0)
-            out = x * _col(scale, dt)
-            out += _col(shift, dt)
-            xhat = None
-            if keep and self.affine and self.weight.requires_grad:
-                xhat = x - _col(self.running_mean, dt)
-                xhat *= _col(invstd, dt)
+            mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
+            want_xhat = keep and self.affine and self.weight.requires_grad
+        invstd = 1.0 / np.sqrt(var + self.eps)
+        scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
+        shift = self.bias.data.astype(np.float64) if self.affine else np.zeros(C)
+        # x_hat never leaves the layer, so one array serves every step
+        out, xhat = _ops.batchnorm2d_apply(x, mean, invstd, scale, shift, want_xhat, nt,
+                                           self.__dict__.get("_xhat_buffer"))
+        if xhat is not None:
+            self._xhat_buffer = xhat
         self._cache = (xhat, invstd, batch_stats, x.shape) if keep else None
         return out
 
@@ -204,27 +183,24 @@ class BatchNorm2d(Module):
         if need_w and xhat is None:
             raise RuntimeError("BatchNorm2d.backward: weight.requires_grad was turned on after "
                                "the forward pass; run forward again")
-        gsum = gxsum = None
-        if need_b or (need_x and batch_stats):
-            gsum = _channel_sum(g)             # dL/dbias
-        if need_w or (need_x and batch_stats):
-            gxsum = _channel_dot(g, xhat)      # dL/dweight
+        g = np.ascontiguousarray(g)
+        nt = get_num_threads()
+        want_gsum = need_b or (need_x and batch_stats)
+        want_gxsum = need_w or (need_x and batch_stats)
+        gsum, gxsum = _ops.batchnorm2d_backward_reduce(g, xhat, want_gsum, want_gxsum, nt)
         if need_w:
-            self.weight.accumulate_grad(gxsum.astype(dt))
+            self.weight.accumulate_grad(gxsum.astype(dt))   # dL/dweight = sum g * xhat
         if need_b:
-            self.bias.accumulate_grad(gsum.astype(dt))
+            self.bias.accumulate_grad(gsum.astype(dt))      # dL/dbias = sum g
         if not need_x:
             return None
         scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
         if batch_stats:
             # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)), per channel
-            m = xhat.size // self.num_features
-            gx = g * _col(scale, dt)
-            gx -= xhat * _col(scale * gxsum / m, dt)
-            gx -= _col(scale * gsum / m, dt)
-        else:
-            gx = g * _col(scale, dt)
-        return gx.astype(dt, copy=False)
+            m = g.size // self.num_features
+            return _ops.batchnorm2d_backward_apply(g, xhat, scale, scale * gxsum / m,
+                                                   scale * gsum / m, nt)
+        return _ops.batchnorm2d_backward_apply(g, None, scale, scale, np.zeros_like(scale), nt)
 
     def extra_repr(self):
         s = f"{self.num_features}"

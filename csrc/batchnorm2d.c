@@ -1,0 +1,109 @@
+/* batchnorm2d.c — the per-channel passes of 2-D batch normalisation, float and double.
+ * Layout: x, out, xhat, g, gx: [N][C][HW]; every per-channel vector (C) is double.
+ * Each channel is one work item, reduced by one thread in a fixed order (images in
+ * order, each plane in FC_BN_LANES interleaved partial sums added in order at the end),
+ * so the results do not depend on the thread count. Sums run in double. */
+#include "internal.h"
+
+#define FC_BN_LANES 8
+
+/* sum over (n, p) of f(n, p) for channel c, with the fixed order above */
+#define FC_BN_CHANNEL_SUM(RESULT, EXPR)                                                       \
+    do {                                                                                      \
+        double lane_[FC_BN_LANES] = {0}, tail_ = 0;                                           \
+        const int64_t pv_ = HW / FC_BN_LANES * FC_BN_LANES;                                   \
+        for (int64_t n = 0; n < N; n++) {                                                     \
+            const int64_t base = (n * C + c) * HW;                                            \
+            for (int64_t p0 = 0; p0 < pv_; p0 += FC_BN_LANES)                                 \
+                for (int l = 0; l < FC_BN_LANES; l++) {                                       \
+                    const int64_t i = base + p0 + l;                                          \
+                    lane_[l] += (EXPR);                                                       \
+                }                                                                             \
+            for (int64_t p = pv_; p < HW; p++) {                                              \
+                const int64_t i = base + p;                                                   \
+                tail_ += (EXPR);                                                              \
+            }                                                                                 \
+        }                                                                                     \
+        for (int l = 0; l < FC_BN_LANES; l++)                                                 \
+            tail_ += lane_[l];                                                                \
+        RESULT = tail_;                                                                       \
+    } while (0)
+
+#define FC_BN_DEFINE(T, SUF)                                                                  \
+    fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
+                                        int64_t C, int64_t HW, int nt)                        \
+    {                                                                                         \
+        const double M = (double)N * HW;                                                      \
+        nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            double s, q;                                                                      \
+            FC_BN_CHANNEL_SUM(s, (double)x[i]);                                               \
+            const double mu = s / M;                                                          \
+            FC_BN_CHANNEL_SUM(q, ((double)x[i] - mu) * ((double)x[i] - mu));                  \
+            mean[c] = mu;                                                                     \
+            var[c] = q / M;                                                                   \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_batchnorm2d_apply##SUF(T *out, T *xhat, const T *x, const double *mean,      \
+                                        const double *invstd, const double *scale,            \
+                                        const double *shift, int64_t N, int64_t C,            \
+                                        int64_t HW, int nt)                                   \
+    {                                                                                         \
+        nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            const T mu = (T)mean[c], is = (T)invstd[c], a = (T)scale[c], b = (T)shift[c];    \
+            for (int64_t n = 0; n < N; n++) {                                                 \
+                const int64_t base = (n * C + c) * HW;                                        \
+                if (xhat != NULL)                                                             \
+                    for (int64_t p = 0; p < HW; p++)                                          \
+                        xhat[base + p] = (x[base + p] - mu) * is;                             \
+                for (int64_t p = 0; p < HW; p++) /* centred first: no cancellation */        \
+                    out[base + p] = (x[base + p] - mu) * a + b;                               \
+            }                                                                                 \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_batchnorm2d_backward_reduce##SUF(double *gsum, double *gxsum, const T *g,    \
+                                                  const T *xhat, int64_t N, int64_t C,        \
+                                                  int64_t HW, int nt)                         \
+    {                                                                                         \
+        nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            if (gsum != NULL)                                                                 \
+                FC_BN_CHANNEL_SUM(gsum[c], (double)g[i]);                                     \
+            if (gxsum != NULL)                                                                \
+                FC_BN_CHANNEL_SUM(gxsum[c], (double)g[i] * (double)xhat[i]);                  \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_batchnorm2d_backward_apply##SUF(T *gx, const T *g, const T *xhat,            \
+                                                 const double *a, const double *b,            \
+                                                 const double *c0, int64_t N, int64_t C,      \
+                                                 int64_t HW, int nt)                          \
+    {                                                                                         \
+        nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            const T ta = (T)a[c], tb = (T)b[c], tc = (T)c0[c];                                \
+            for (int64_t n = 0; n < N; n++) {                                                 \
+                const int64_t base = (n * C + c) * HW;                                        \
+                if (xhat != NULL)                                                             \
+                    for (int64_t p = 0; p < HW; p++)                                          \
+                        gx[base + p] = g[base + p] * ta - xhat[base + p] * tb - tc;           \
+                else                                                                          \
+                    for (int64_t p = 0; p < HW; p++)                                          \
+                        gx[base + p] = g[base + p] * ta - tc;                                 \
+            }                                                                                 \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }
+
+FC_BN_DEFINE(float, _f32)
+FC_BN_DEFINE(double, _f64)
