@@ -24,7 +24,7 @@ import pytest
 import fastconv
 from fastconv.shapes import LAYERS
 
-from benchutil import check_close, record, to_numpy, torch
+from benchutil import check_close, layer_inputs, record, to_numpy, torch
 
 IMPLS = ["fastconv-im2col", "fastconv-direct", "fastconv-auto", "torch"]
 WEIGHT_ONLY = "fastconv-auto-weight-only"   # needs=(False, True, True)
@@ -52,11 +52,7 @@ def _conv_grads_torch(x, weight, bias, gout, kwargs):
 def _layer_data(name):
     """float32 (x, weight, bias, grad_out) of a layer and the float64 reference gradients."""
     layer = LAYERS[name]
-    rng = np.random.default_rng(0)
-    fan_in = (layer.C // layer.groups) * layer.KH * layer.KW
-    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
-    weight = rng.uniform(-1, 1, layer.w_shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
-    bias = rng.uniform(-1, 1, layer.OC).astype(np.float32)
+    x, weight, bias, rng = layer_inputs(layer)
     gout = rng.standard_normal((layer.N, layer.OC) + layer.out_hw, dtype=np.float32)
     args64 = [a.astype(np.float64) for a in (x, weight, bias, gout)]
     if torch is not None:

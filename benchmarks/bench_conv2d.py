@@ -15,7 +15,7 @@ import pytest
 import fastconv
 from fastconv.shapes import LAYERS
 
-from benchutil import check_close, record, torch
+from benchutil import check_close, layer_inputs, record, torch
 from numpy_baseline import conv2d_im2col
 
 IMPLS = ["fastconv-direct", "fastconv-im2col", "fastconv-auto", "numpy-im2col", "torch"]
@@ -34,11 +34,7 @@ def _params():
 def _layer_data(name):
     """float32 (x, weight, bias) for a layer and the float64 reference output."""
     layer = LAYERS[name]
-    rng = np.random.default_rng(0)
-    fan_in = (layer.C // layer.groups) * layer.KH * layer.KW
-    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
-    weight = rng.uniform(-1, 1, layer.w_shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
-    bias = rng.uniform(-1, 1, layer.OC).astype(np.float32)
+    x, weight, bias, rng = layer_inputs(layer)
     reference = conv2d_im2col(x.astype(np.float64), weight.astype(np.float64),
                               bias.astype(np.float64), **layer.kwargs())
     return x, weight, bias, reference

@@ -67,3 +67,14 @@ def record(benchmark, impl, flops=None, nbytes=None):
     if nbytes is not None:
         info["gbytes_per_s"] = round(nbytes / median / 1e9, 2)
     RESULTS.append((benchmark.group, benchmark.param or benchmark.name, median, dict(info)))
+
+
+def layer_inputs(layer, seed=0):
+    """Seeded float32 (x, weight, bias, rng) for a ConvLayer; the weight scaled by its
+    fan-in as a trained layer's would be, so outputs stay of order one."""
+    rng = np.random.default_rng(seed)
+    fan_in = (layer.C // layer.groups) * layer.KH * layer.KW
+    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
+    weight = rng.uniform(-1, 1, layer.w_shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
+    bias = rng.uniform(-1, 1, layer.OC).astype(np.float32)
+    return x, weight, bias, rng
