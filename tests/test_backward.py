@@ -894,3 +894,25 @@ def test_outputs_are_fresh_arrays():
             assert not np.shares_memory(g, other)
     gx = fastconv.relu_backward(gout, gout)
     assert not np.shares_memory(gx, gout)
+
+
+@pytest.mark.parametrize("groups, oc", [(4, 4), (4, 8), (1, 2)])
+def test_conv2d_backward_weight_direct_few_channels_nonfinite_input(groups, oc):
+    """The few-channel weight gradient (depthwise) sums whole padded planes at once when
+    every input is finite; an inf in the input must still reach only its taps."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 9, 11))
+    w = rng.standard_normal((oc, 4 // groups, 3, 3))
+    gout = rng.standard_normal(fastconv.conv2d(x, w, padding=1, groups=groups).shape)
+    finite = [fastconv.conv2d_backward(gout, x, w, padding=1, groups=groups, algo=a,
+                                       needs=(False, True, False))[1]
+              for a in ("direct", "im2col")]
+    np.testing.assert_allclose(finite[0], finite[1], rtol=1e-12, atol=1e-12)
+    x[1, 0, 4, 5] = np.inf
+    got, ref = (fastconv.conv2d_backward(gout, x, w, padding=1, groups=groups, algo=a,
+                                         needs=(False, True, False))[1]
+                for a in ("direct", "im2col"))
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+    ok = np.isfinite(ref)
+    assert not ok.all()
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-12, atol=1e-12)
