@@ -1,5 +1,6 @@
-"""Helpers shared by the bad-input tests: random arrays of any dtype, and the check
-that a call raises the expected error while leaving every argument untouched."""
+"""Helpers shared by the tests: random arrays of any dtype, the check that a call raises
+the expected error while leaving every argument untouched, and the memory layouts
+inputs may come in."""
 import copy
 
 import numpy as np
@@ -46,3 +47,39 @@ def raises_unmodified(exc, pattern, fn, *args, **kwargs):
     for k, b in kw_before.items():
         assert same_value(b, kwargs[k]), f"argument {k} was modified"
     return info
+
+
+def transposed(a):
+    """Same values, non-contiguous: 4-D stored channels-last (NHWC) and viewed as NCHW,
+    2-D stored column-major, 1-D reversed in memory."""
+    if a.ndim == 4:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if a.ndim == 2:
+        return np.asfortranarray(a)
+    return a[::-1].copy()[::-1]
+
+
+def sliced(a):
+    """Same values, every axis strided by 2 inside a bigger buffer."""
+    big = np.zeros(tuple(2 * s for s in a.shape), dtype=a.dtype)
+    view = big[(slice(None, None, 2),) * a.ndim]
+    view[...] = a
+    return view
+
+
+def reversed_strides(a):
+    """Same values, negative strides on every axis."""
+    rev = (slice(None, None, -1),) * a.ndim
+    return np.ascontiguousarray(a[rev])[rev]
+
+
+def readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# Ways to hand the same values to a function in memory it must not assume contiguous
+# or writable.
+LAYOUTS = {"transposed": transposed, "sliced": sliced, "reversed": reversed_strides,
+           "readonly": readonly}

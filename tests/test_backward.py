@@ -22,6 +22,7 @@ import threading
 import numpy as np
 import pytest
 
+import checks
 import fastconv
 from fastconv.shapes import AWKWARD, LAYERS, POOL_CASES
 from gradcheck import check_backward
@@ -768,33 +769,7 @@ def test_conv2d_backward_from_four_python_threads():
 # Inputs: never modified; any layout, read-only
 # ---------------------------------------------------------------------------
 
-def _transposed(a):
-    """Same values, non-contiguous (channels-last storage viewed as NCHW; 2-D: .T.T)."""
-    if a.ndim == 4:
-        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    return np.asfortranarray(a)
-
-
-def _sliced(a):
-    big = np.zeros(tuple(2 * s for s in a.shape), dtype=a.dtype)
-    view = big[(slice(None, None, 2),) * a.ndim]
-    view[...] = a
-    return view
-
-
-def _reversed(a):
-    rev = (slice(None, None, -1),) * a.ndim
-    return np.ascontiguousarray(a[rev])[rev]
-
-
-def _readonly(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a
-
-
-LAYOUTS = {"transposed": _transposed, "sliced": _sliced, "reversed": _reversed,
-           "readonly": _readonly}
+LAYOUTS = checks.LAYOUTS
 
 
 def _snapshot(arrays):

@@ -9,6 +9,7 @@ import functools
 import numpy as np
 import pytest
 
+import checks
 import fastconv
 from fastconv.shapes import AWKWARD, LAYERS
 from reference import assert_close_scaled, conv2d_ref, conv2d_scale_ref
@@ -166,35 +167,7 @@ def test_conv2d_bit_identical_across_threads(name, dtype, algo, simd):
 # Argument handling: layouts, read-only, unchanged inputs, padding modes
 # ---------------------------------------------------------------------------
 
-def _transposed(a):
-    """Same values, non-contiguous: stored channels-last (NHWC), viewed as NCHW."""
-    if a.ndim != 4:
-        return a[::-1].copy()[::-1]
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
-def _sliced(a):
-    """Same values, every axis strided by 2 inside a bigger buffer."""
-    big = np.zeros(tuple(2 * s for s in a.shape), dtype=a.dtype)
-    view = big[(slice(None, None, 2),) * a.ndim]
-    view[...] = a
-    return view
-
-
-def _reversed(a):
-    """Same values, negative strides on every axis."""
-    rev = (slice(None, None, -1),) * a.ndim
-    return np.ascontiguousarray(a[rev])[rev]
-
-
-def _readonly(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a
-
-
-LAYOUTS = {"transposed": _transposed, "sliced": _sliced, "reversed": _reversed,
-           "fortran": np.asfortranarray, "readonly": _readonly}
+LAYOUTS = {**checks.LAYOUTS, "fortran": np.asfortranarray}
 
 
 @pytest.mark.parametrize("algo", ALGOS)

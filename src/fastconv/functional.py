@@ -154,9 +154,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
                                get_num_threads())
 
 
-def _conv_args(fn, weight, stride, padding, dilation, groups, algo, grad="forward"):
+def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
     """Normalised (stride, padding, dilation, groups, same, direct) of a convolution;
-    with algo='auto', direct is chosen for the given gradient (see _choose_algo)."""
+    with algo='auto', direct is what _choose_algo picks for the forward pass (and the
+    input gradient)."""
     stride = _pair(fn, "stride", stride)
     dilation = _pair(fn, "dilation", dilation)
     groups = _int(fn, "groups", groups, groups)
@@ -165,7 +166,7 @@ def _conv_args(fn, weight, stride, padding, dilation, groups, algo, grad="forwar
         raise ValueError(f"{fn}: algo must be one of {', '.join(map(repr, _ALGOS))}, "
                          f"got {algo!r}")
     if algo == "auto":
-        algo = _choose_algo(weight, groups, pad, dilation, grad)
+        algo = _choose_algo(weight, groups, pad, dilation)
     return stride, pad, dilation, groups, same, algo == "direct"
 
 
@@ -202,7 +203,8 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     fn = "conv2d_backward"
     stride, pad, dilation, groups, same, direct_x = _conv_args(
         fn, weight, stride, padding, dilation, groups, algo)
-    direct_w = _conv_args(fn, weight, stride, padding, dilation, groups, algo, "weight")[-1]
+    direct_w = algo == "direct" or (
+        algo == "auto" and _choose_algo(weight, groups, pad, dilation, "weight") == "direct")
     return _ops.conv2d_backward(grad_out, x, weight, stride, pad, dilation, groups, same,
                                 direct_x, direct_w, needs, get_num_threads())
 
