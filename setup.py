@@ -25,6 +25,7 @@ BASE_SOURCES = [
     "csrc/dispatch.c",
     "csrc/workspace.c",
     "csrc/conv2d.c",
+    "csrc/winograd.c",
     "csrc/maxpool2d.c",
     "csrc/batchnorm2d.c",
     "csrc/linear.c",
@@ -138,6 +139,9 @@ def cythonize_ops():
         sources=["src/fastconv/_ops.pyx"] + BASE_SOURCES,
         include_dirs=[CSRC],
         define_macros=[],
+        # headers and included kernel bodies: a change to any of them rebuilds
+        depends=sorted(str(p.relative_to(ROOT)) for pattern in ("*.h", "*.inc")
+                       for p in (ROOT / CSRC).rglob(pattern)),
     )
     return cythonize([ext], compiler_directives={"language_level": 3}, quiet=True)
 

@@ -117,6 +117,30 @@ fc_status fc_conv2d_backward_direct_f64(double *dinp, double *dweight, double *d
                                         const double *weight, const fc_conv2d_geom *g,
                                         int num_threads);
 
+/* fc_conv2d_forward_winograd_{f32,f64}: the forward convolution above for 3x3 kernels
+ *   with stride 1 and dilation 1 (else FC_EINVAL), by Winograd F(2x2, 3x3): 16 GEMMs
+ *   of the transformed weights and input tiles, 2.25 times fewer multiplies. Same
+ *   result as the others to rounding; when some output is not finite it is
+ *   recomputed by im2col, so inf and NaN come out as the direct sums give them.
+ * fc_conv2d_backward_winograd_{f32,f64}: the input gradient only (dweight and dbias
+ *   must be NULL), as the same convolution of dout with the flipped kernel; needs
+ *   stride 1, dilation 1, a 3x3 kernel and PH, PW <= 2 (else FC_EINVAL).
+ * Both: parallel over (group, block of tile rows); the same bits for any num_threads. */
+fc_status fc_conv2d_forward_winograd_f32(float *out, const float *inp, const float *weight,
+                                         const float *bias, const fc_conv2d_geom *g,
+                                         int num_threads);
+fc_status fc_conv2d_forward_winograd_f64(double *out, const double *inp, const double *weight,
+                                         const double *bias, const fc_conv2d_geom *g,
+                                         int num_threads);
+fc_status fc_conv2d_backward_winograd_f32(float *dinp, float *dweight, float *dbias,
+                                          const float *dout, const float *inp,
+                                          const float *weight, const fc_conv2d_geom *g,
+                                          int num_threads);
+fc_status fc_conv2d_backward_winograd_f64(double *dinp, double *dweight, double *dbias,
+                                          const double *dout, const double *inp,
+                                          const double *weight, const fc_conv2d_geom *g,
+                                          int num_threads);
+
 typedef struct {
     int64_t N, C, H, W;
     int64_t KH, KW, SH, SW, PH, PW, DH, DW;

@@ -277,7 +277,16 @@ def test_conv2d_backward_auto_is_made_of_the_algorithms(case_id):
     kw = conv_kwargs(case)
     auto = fastconv.conv2d_backward(gout, x, w, **kw, algo="auto")
     others = [fastconv.conv2d_backward(gout, x, w, **kw, algo=a) for a in EXPLICIT_ALGOS]
-    # 'auto' may pick one algorithm for grad_x and another for (grad_w, grad_b).
+    # 'auto' may pick one algorithm for grad_x and another for (grad_w, grad_b); for
+    # grad_x that may be Winograd, an algorithm of 'auto' only (tests/test_winograd.py).
+    if fastconv.conv2d_algo(w.shape, **kw, grad="input") == "winograd":
+        from fastconv import _ops
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+        winograd_gx = _ops.conv2d_backward(
+            gout, x, w, pair(kw["stride"]), pair(kw["padding"]), pair(kw["dilation"]),
+            kw["groups"], False, _ops.ALGO_WINOGRAD, _ops.ALGO_IM2COL, (True, False, False),
+            fastconv.get_num_threads())[0]
+        others.append((winograd_gx, None, None))
     assert any(np.array_equal(auto[0], other[0]) for other in others)
     assert any(np.array_equal(auto[1], other[1]) and np.array_equal(auto[2], other[2])
                for other in others)

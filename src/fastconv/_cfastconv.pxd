@@ -45,6 +45,21 @@ cdef extern from "fastconv.h" nogil:
                                             const double *weight, const fc_conv2d_geom *g,
                                             int num_threads)
 
+    fc_status fc_conv2d_forward_winograd_f32(float *out, const float *inp, const float *weight,
+                                             const float *bias, const fc_conv2d_geom *g,
+                                             int num_threads)
+    fc_status fc_conv2d_forward_winograd_f64(double *out, const double *inp,
+                                             const double *weight, const double *bias,
+                                             const fc_conv2d_geom *g, int num_threads)
+    fc_status fc_conv2d_backward_winograd_f32(float *dinp, float *dweight, float *dbias,
+                                              const float *dout, const float *inp,
+                                              const float *weight, const fc_conv2d_geom *g,
+                                              int num_threads)
+    fc_status fc_conv2d_backward_winograd_f64(double *dinp, double *dweight, double *dbias,
+                                              const double *dout, const double *inp,
+                                              const double *weight, const fc_conv2d_geom *g,
+                                              int num_threads)
+
     ctypedef struct fc_pool2d_geom:
         int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW
 

@@ -155,8 +155,14 @@ def _needs(str fn, object needs):
 
 # ----------------------------------------------------------------- conv2d
 
+# Algorithm codes of conv2d_forward / conv2d_backward (functional.py maps the names).
+ALGO_IM2COL = 0
+ALGO_DIRECT = 1
+ALGO_WINOGRAD = 2
+
+
 cdef _conv2d_call(floating[:, :, :, ::1] out, const floating[:, :, :, ::1] x,
-                  const floating[:, :, :, ::1] w, object b, fc_conv2d_geom *g, int direct,
+                  const floating[:, :, :, ::1] w, object b, fc_conv2d_geom *g, int algo,
                   int num_threads):
     cdef const floating[::1] bmv
     cdef const floating *bp = NULL
@@ -164,21 +170,24 @@ cdef _conv2d_call(floating[:, :, :, ::1] out, const floating[:, :, :, ::1] x,
     if b is not None:
         bmv = b
         bp = &bmv[0]
+    cdef floating *op = &out[0, 0, 0, 0]
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0, 0]
     with nogil:
         if floating is float:
-            if direct:
-                st = fc_conv2d_forward_direct_f32(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+            if algo == 1:
+                st = fc_conv2d_forward_direct_f32(op, xp, wp, bp, g, num_threads)
+            elif algo == 2:
+                st = fc_conv2d_forward_winograd_f32(op, xp, wp, bp, g, num_threads)
             else:
-                st = fc_conv2d_forward_im2col_f32(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+                st = fc_conv2d_forward_im2col_f32(op, xp, wp, bp, g, num_threads)
         else:
-            if direct:
-                st = fc_conv2d_forward_direct_f64(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+            if algo == 1:
+                st = fc_conv2d_forward_direct_f64(op, xp, wp, bp, g, num_threads)
+            elif algo == 2:
+                st = fc_conv2d_forward_winograd_f64(op, xp, wp, bp, g, num_threads)
             else:
-                st = fc_conv2d_forward_im2col_f64(&out[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                                  &w[0, 0, 0, 0], bp, g, num_threads)
+                st = fc_conv2d_forward_im2col_f64(op, xp, wp, bp, g, num_threads)
     _check_status("conv2d", st)
 
 
@@ -240,8 +249,9 @@ cdef fc_conv2d_geom _conv_geom(tuple x_shape, tuple w_shape, tuple stride, tuple
 
 
 def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, object groups,
-                   bint same, bint direct, int num_threads):
-    """out = conv2d(x, weight, bias); see fastconv.conv2d."""
+                   bint same, int algo, int num_threads):
+    """out = conv2d(x, weight, bias); see fastconv.conv2d. algo: an ALGO_* code
+    (ALGO_WINOGRAD only for 3x3 kernels, stride 1, dilation 1)."""
     x = _array("conv2d", "x", x, 4, "(N, C, H, W)")  # IN
     weight = _array("conv2d", "weight", weight, 4, "(OC, C/groups, KH, KW)")  # IN
     _same_dtype("conv2d", "weight", weight, x, "x")
@@ -260,15 +270,15 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation,
     cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,
                                        groups, OH, OW)
     if x.dtype == np.float32:
-        _conv2d_call[float](out, x, weight, bias, &g, direct, num_threads)
+        _conv2d_call[float](out, x, weight, bias, &g, algo, num_threads)
     else:
-        _conv2d_call[double](out, x, weight, bias, &g, direct, num_threads)
+        _conv2d_call[double](out, x, weight, bias, &g, algo, num_threads)
     return out
 
 
 cdef _conv2d_bwd_call(floating[::1] dx, floating[::1] dw, floating[::1] db,
                       const floating[::1] dout, const floating[::1] x,
-                      const floating[::1] w, fc_conv2d_geom *g, int direct, int num_threads):
+                      const floating[::1] w, fc_conv2d_geom *g, int algo, int num_threads):
     cdef fc_status st
     cdef floating *dxp = _ptr(dx)
     cdef floating *dwp = _ptr(dw)
@@ -278,25 +288,32 @@ cdef _conv2d_bwd_call(floating[::1] dx, floating[::1] dw, floating[::1] db,
     cdef const floating *wp = &w[0]
     with nogil:
         if floating is float:
-            if direct:
+            if algo == 1:
                 st = fc_conv2d_backward_direct_f32(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+            elif algo == 2:
+                st = fc_conv2d_backward_winograd_f32(dxp, dwp, dbp, doutp, xp, wp, g,
+                                                     num_threads)
             else:
                 st = fc_conv2d_backward_im2col_f32(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
         else:
-            if direct:
+            if algo == 1:
                 st = fc_conv2d_backward_direct_f64(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
+            elif algo == 2:
+                st = fc_conv2d_backward_winograd_f64(dxp, dwp, dbp, doutp, xp, wp, g,
+                                                     num_threads)
             else:
                 st = fc_conv2d_backward_im2col_f64(dxp, dwp, dbp, doutp, xp, wp, g, num_threads)
     _check_status("conv2d_backward", st)
 
 
 def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dilation,
-                    object groups, bint same, bint direct_x, bint direct_w, needs,
+                    object groups, bint same, int algo_x, int algo_w, needs,
                     int num_threads):
     """(grad_x, grad_w, grad_b) of conv2d; see fastconv.conv2d_backward.
 
-    direct_x / direct_w pick the algorithm of the input gradient and of the weight
-    (and bias) gradient; when they differ the kernels run in two calls.
+    algo_x / algo_w (ALGO_* codes) pick the algorithm of the input gradient and of the
+    weight (and bias) gradient; when they differ the kernels run in two calls.
+    ALGO_WINOGRAD computes the input gradient only (3x3, stride 1, padding <= 2).
     """
     fn = "conv2d_backward"
     needs = _needs(fn, needs)
@@ -320,19 +337,21 @@ def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dila
         return gx, gw, gb
     cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,
                                        groups, OH, OW)
-    if direct_x == direct_w:
-        jobs = [(gx, gw, gb, direct_x)]
+    if algo_w == ALGO_WINOGRAD:
+        raise ValueError(f"{fn}: the weight gradient has no Winograd algorithm")
+    if algo_x == algo_w:
+        jobs = [(gx, gw, gb, algo_x)]
     else:
-        jobs = [(gx, None, None, direct_x), (None, gw, gb, direct_w)]
-    for dx, dw, db, direct in jobs:
+        jobs = [(gx, None, None, algo_x), (None, gw, gb, algo_w)]
+    for dx, dw, db, algo in jobs:
         if dx is None and dw is None and db is None:
             continue
         if x.dtype == np.float32:
             _conv2d_bwd_call[float](_flat(dx), _flat(dw), db, grad_out.reshape(-1),
-                                    x.reshape(-1), weight.reshape(-1), &g, direct, num_threads)
+                                    x.reshape(-1), weight.reshape(-1), &g, algo, num_threads)
         else:
             _conv2d_bwd_call[double](_flat(dx), _flat(dw), db, grad_out.reshape(-1),
-                                     x.reshape(-1), weight.reshape(-1), &g, direct, num_threads)
+                                     x.reshape(-1), weight.reshape(-1), &g, algo, num_threads)
     return gx, gw, gb
 
 

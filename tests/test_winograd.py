@@ -1,0 +1,191 @@
+"""The Winograd F(2x2, 3x3) algorithm that algo='auto' runs on 3x3 stride-1 layers.
+
+It is not a public algo name (DESIGN.md lists 'direct', 'im2col' and 'auto'), so these
+tests reach it through fastconv._ops with its algorithm code, and check that 'auto'
+uses it where conv2d_algo says so. Oracles: the float64 NumPy references of
+tests/reference.py and, for inf and NaN, the im2col algorithm.
+"""
+
+import numpy as np
+import pytest
+
+import checks
+import fastconv
+from fastconv import _ops
+from fastconv.shapes import LAYERS
+from reference import (assert_close_scaled, conv2d_backward_ref, conv2d_ref,
+                       conv2d_scale_ref)
+
+WINO = _ops.ALGO_WINOGRAD
+DTYPES = [np.float32, np.float64]
+# Winograd adds the transforms' rounding to the sums': allow four times the
+# per-term tolerance of the direct algorithms.
+FACTOR = 4.0
+
+# (x shape, weight shape, padding, groups): 3x3 kernels, stride 1, dilation 1.
+CASES = {
+    "basic": ((2, 3, 7, 7), (5, 3, 3, 3), (1, 1), 1),
+    "no_pad_odd": ((1, 4, 9, 6), (7, 4, 3, 3), (0, 0), 1),
+    "pad2": ((2, 5, 5, 8), (6, 5, 3, 3), (2, 2), 1),
+    "pad_asym": ((1, 3, 8, 9), (4, 3, 3, 3), (2, 0), 1),
+    "image_1x1": ((2, 4, 1, 1), (3, 4, 3, 3), (1, 1), 1),
+    "image_2x3_pad2": ((1, 2, 2, 3), (3, 2, 3, 3), (2, 2), 1),
+    "exact_3x3": ((3, 2, 3, 3), (5, 2, 3, 3), (0, 0), 1),
+    "groups2": ((2, 8, 9, 4), (10, 4, 3, 3), (1, 1), 2),
+    "groups3_odd": ((2, 9, 7, 5), (6, 3, 3, 3), (1, 2), 3),
+    "channels_17_33": ((2, 17, 11, 13), (33, 17, 3, 3), (1, 1), 1),
+    # more input channels than one packed panel's depth (KC = 256)
+    "deep_300": ((1, 300, 5, 6), (9, 300, 3, 3), (1, 1), 1),
+    "many_tiles": ((3, 16, 30, 26), (24, 16, 3, 3), (1, 1), 1),
+}
+
+
+def inputs(case, dtype, seed=0):
+    x_shape, w_shape, _, _ = CASES[case]
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(dtype),
+            rng.standard_normal(w_shape).astype(dtype),
+            rng.standard_normal(w_shape[0]).astype(dtype))
+
+
+def wino_forward(x, w, b, padding, groups, threads=1):
+    return _ops.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), groups, False, WINO, threads)
+
+
+def wino_grad_x(gout, x, w, padding, groups, threads=1):
+    gx, gw, gb = _ops.conv2d_backward(gout, x, w, (1, 1), padding, (1, 1), groups, False,
+                                      WINO, _ops.ALGO_IM2COL, (True, False, False), threads)
+    assert gw is None and gb is None
+    return gx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forward_matches_reference(case, dtype, simd):
+    x, w, b = inputs(case, dtype)
+    _, _, padding, groups = CASES[case]
+    before = [a.copy() for a in (x, w, b)]
+    out = wino_forward(x, w, b, padding, groups)
+    kw = dict(padding=padding, groups=groups)
+    assert out.dtype == dtype
+    assert_close_scaled(out, conv2d_ref(x, w, b, **kw), conv2d_scale_ref(x, w, b, **kw),
+                        w.shape[1] * 9, dtype, FACTOR)
+    for a, a0 in zip((x, w, b), before):
+        assert np.array_equal(a, a0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_input_gradient_matches_reference(case, dtype, simd):
+    x, w, _ = inputs(case, dtype)
+    _, _, padding, groups = CASES[case]
+    oshape = conv2d_ref(x, w, padding=padding, groups=groups).shape
+    gout = np.random.default_rng(1).standard_normal(oshape).astype(dtype)
+    want = conv2d_backward_ref(gout, x, w, padding=padding, groups=groups)[0]
+    # scale of each input-gradient element: the same sums over |gout| and |w|
+    scale = conv2d_backward_ref(np.abs(gout.astype(np.float64)), x, np.abs(w), padding=padding,
+                                groups=groups)[0]
+    got = wino_grad_x(gout, x, w, padding, groups)
+    assert got.dtype == dtype
+    assert_close_scaled(got, want, scale, w.shape[0] // groups * 9, dtype, FACTOR)
+
+
+@pytest.mark.parametrize("layer", ["fmnist_c2", "r18_l3"])
+def test_same_bits_for_any_thread_count(layer):
+    L = LAYERS[layer].scaled(N=3)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(L.x_shape).astype(np.float32)
+    w = rng.standard_normal(L.w_shape).astype(np.float32)
+    b = rng.standard_normal(L.OC).astype(np.float32)
+    pad = (L.padding, L.padding)
+    gout = rng.standard_normal((L.N, L.OC) + L.out_hw).astype(np.float32)
+    out1 = wino_forward(x, w, b, pad, 1, threads=1)
+    gx1 = wino_grad_x(gout, x, w, pad, 1, threads=1)
+    for nt in (2, 3, 5):
+        assert np.array_equal(wino_forward(x, w, b, pad, 1, threads=nt), out1)
+        assert np.array_equal(wino_grad_x(gout, x, w, pad, 1, threads=nt), gx1)
+
+
+@pytest.mark.parametrize("where", ["x_inf", "x_nan", "w_inf", "w_nan", "bias_inf", "overflow"])
+def test_non_finite_values_give_the_direct_sums_answer(where):
+    """Winograd mixes neighbouring inputs (inf - inf = NaN where the sums give inf);
+    an output that is not finite makes the call recompute by im2col, bit for bit."""
+    x, w, b = inputs("many_tiles", np.float32)
+    if where == "x_inf":
+        x[1, 3, 10, 10] = np.inf
+    elif where == "x_nan":
+        x[0, 0, 0, 5] = np.nan
+    elif where == "w_inf":
+        w[4, 2, 1, 1] = -np.inf
+    elif where == "w_nan":
+        w[0, 0, 2, 2] = np.nan
+    elif where == "bias_inf":
+        b[7] = np.inf
+    else:
+        x[2, 5, 3:6, 3:6] = 3e38
+    pad = CASES["many_tiles"][2]
+    want = _ops.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL, 1)
+    assert not np.isfinite(want).all()
+    got = wino_forward(x, w, b, pad, 1)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("where", ["gout_inf", "gout_nan", "w_inf", "w_nan"])
+def test_non_finite_input_gradient_gives_the_direct_sums_answer(where):
+    x, w, _ = inputs("many_tiles", np.float32)
+    pad = CASES["many_tiles"][2]
+    gout = np.random.default_rng(4).standard_normal((3, 24, 30, 26)).astype(np.float32)
+    if where == "gout_inf":
+        gout[1, 5, 0, 7] = np.inf
+    elif where == "gout_nan":
+        gout[2, 23, 29, 25] = np.nan
+    elif where == "w_inf":
+        w[4, 2, 1, 1] = -np.inf
+    else:
+        w[0, 0, 2, 2] = np.nan
+    want = _ops.conv2d_backward(gout, x, w, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL,
+                                _ops.ALGO_IM2COL, (True, False, False), 1)[0]
+    assert not np.isfinite(want).all()
+    np.testing.assert_array_equal(wino_grad_x(gout, x, w, pad, 1), want)
+
+
+def test_auto_uses_winograd_where_conv2d_algo_says():
+    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1) == "winograd"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="input") == "winograd"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="weight") == "direct"
+    # not for other kernels, strides, dilations, few channels or wide padding
+    assert fastconv.conv2d_algo((128, 128, 5, 5), padding=2) != "winograd"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), stride=2, padding=1) != "winograd"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), dilation=2, padding=2) != "winograd"
+    assert fastconv.conv2d_algo((32, 1, 3, 3), padding=1) != "winograd"
+    assert fastconv.conv2d_algo((64, 1, 3, 3), padding=1, groups=64) != "winograd"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=3) != "winograd"
+
+    x, w, b = inputs("many_tiles", np.float32)
+    pad = CASES["many_tiles"][2]
+    assert fastconv.conv2d_algo(w.shape, padding=pad) == "winograd"
+    assert np.array_equal(fastconv.conv2d(x, w, b, padding=pad), wino_forward(x, w, b, pad, 1,
+                                                                              threads=fastconv.get_num_threads()))
+    gout = np.random.default_rng(3).standard_normal((3, 24, 30, 26)).astype(np.float32)
+    gx, gw, gb = fastconv.conv2d_backward(gout, x, w, padding=pad)
+    assert np.array_equal(gx, wino_grad_x(gout, x, w, pad, 1, threads=fastconv.get_num_threads()))
+    ref_w = fastconv.conv2d_backward(gout, x, w, padding=pad, algo="direct")
+    assert np.array_equal(gw, ref_w[1]) and np.array_equal(gb, ref_w[2])
+
+
+@pytest.mark.parametrize("kw", [dict(stride=(2, 2)), dict(dilation=(2, 2)), dict(kernel=5)])
+def test_geometries_without_winograd_are_refused(kw):
+    x = checks.arr((1, 4, 9, 9))
+    w = checks.arr((4, 4, kw.get("kernel", 3), kw.get("kernel", 3)))
+    before = x.copy(), w.copy()
+    with pytest.raises(ValueError, match="rejected"):
+        _ops.conv2d_forward(x, w, None, kw.get("stride", (1, 1)), (1, 1),
+                            kw.get("dilation", (1, 1)), 1, False, WINO, 1)
+    assert np.array_equal(x, before[0]) and np.array_equal(w, before[1])
+
+
+def test_no_winograd_weight_gradient():
+    x, w = checks.arr((1, 4, 6, 6)), checks.arr((4, 4, 3, 3))
+    with pytest.raises(ValueError, match="weight gradient has no Winograd"):
+        _ops.conv2d_backward(x, x, w, (1, 1), (1, 1), (1, 1), 1, False, 0, WINO,
+                             (True, True, True), 1)
