@@ -152,7 +152,8 @@ def test_non_finite_input_gradient_gives_the_direct_sums_answer(where):
 def test_auto_uses_winograd_where_conv2d_algo_says():
     assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1) == "winograd"
     assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="input") == "winograd"
-    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="weight") == "direct"
+    assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="weight") == "winograd"
+    assert fastconv.conv2d_algo((64, 32, 3, 3), padding=1, grad="weight") == "direct"
     # not for other kernels, strides, dilations, few channels or wide padding
     assert fastconv.conv2d_algo((128, 128, 5, 5), padding=2) != "winograd"
     assert fastconv.conv2d_algo((128, 128, 3, 3), stride=2, padding=1) != "winograd"
@@ -184,8 +185,70 @@ def test_geometries_without_winograd_are_refused(kw):
     assert np.array_equal(x, before[0]) and np.array_equal(w, before[1])
 
 
-def test_no_winograd_weight_gradient():
+def test_input_gradient_refuses_padding_over_2():
     x, w = checks.arr((1, 4, 6, 6)), checks.arr((4, 4, 3, 3))
-    with pytest.raises(ValueError, match="weight gradient has no Winograd"):
-        _ops.conv2d_backward(x, x, w, (1, 1), (1, 1), (1, 1), 1, False, 0, WINO,
-                             (True, True, True), 1)
+    gout = checks.arr((1, 4, 10, 10))
+    with pytest.raises(ValueError, match="rejected"):
+        _ops.conv2d_backward(gout, x, w, (1, 1), (3, 3), (1, 1), 1, False, WINO, 0,
+                             (True, False, False), 1)
+    # the weight gradient takes any padding
+    gw = _ops.conv2d_backward(gout, x, w, (1, 1), (3, 3), (1, 1), 1, False, 0, WINO,
+                              (False, True, False), 1)[1]
+    want = conv2d_backward_ref(gout, x, w, padding=(3, 3))[1]
+    np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def wino_grad_w(gout, x, w, padding, groups, threads=1):
+    return _ops.conv2d_backward(gout, x, w, (1, 1), padding, (1, 1), groups, False,
+                                _ops.ALGO_IM2COL, WINO, (False, True, True), threads)[1:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_weight_gradient_matches_reference(case, dtype, simd):
+    x, w, _ = inputs(case, dtype)
+    _, _, padding, groups = CASES[case]
+    oshape = conv2d_ref(x, w, padding=padding, groups=groups).shape
+    gout = np.random.default_rng(5).standard_normal(oshape).astype(dtype)
+    _, want_w, want_b = conv2d_backward_ref(gout, x, w, padding=padding, groups=groups)
+    _, scale_w, scale_b = conv2d_backward_ref(np.abs(gout.astype(np.float64)), np.abs(x), w,
+                                              padding=padding, groups=groups)
+    gw, gb = wino_grad_w(gout, x, w, padding, groups)
+    assert gw.dtype == dtype and gb.dtype == dtype
+    n_terms = oshape[0] * oshape[2] * oshape[3]
+    assert_close_scaled(gw, want_w, scale_w, n_terms, dtype, FACTOR)
+    assert_close_scaled(gb, want_b, scale_b, n_terms, dtype)
+
+
+def test_weight_gradient_chunks_and_threads():
+    """Enough tiles for several chunks of the tile reduction (about 8 MiB each): the
+    result must not depend on the thread count."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((6, 40, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((48, 40, 3, 3)).astype(np.float32)
+    gout = rng.standard_normal((6, 48, 40, 40)).astype(np.float32)
+    gw1, gb1 = wino_grad_w(gout, x, w, (1, 1), 1, threads=1)
+    want = conv2d_backward_ref(gout, x, w, padding=(1, 1))[1]
+    np.testing.assert_allclose(gw1, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    for nt in (2, 3):
+        gw, gb = wino_grad_w(gout, x, w, (1, 1), 1, threads=nt)
+        assert np.array_equal(gw, gw1) and np.array_equal(gb, gb1)
+
+
+@pytest.mark.parametrize("where", ["gout_inf", "x_nan", "x_inf"])
+def test_non_finite_weight_gradient_gives_the_direct_sums_answer(where):
+    x, w, _ = inputs("many_tiles", np.float32)
+    pad = CASES["many_tiles"][2]
+    gout = np.random.default_rng(4).standard_normal((3, 24, 30, 26)).astype(np.float32)
+    if where == "gout_inf":
+        gout[1, 5, 0, 7] = np.inf
+    elif where == "x_nan":
+        x[2, 3, 29, 25] = np.nan
+    else:
+        x[0, 0, 4, 4] = -np.inf
+    want = _ops.conv2d_backward(gout, x, w, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL,
+                                _ops.ALGO_DIRECT, (False, True, True), 1)
+    assert not np.isfinite(want[1]).all()
+    got = wino_grad_w(gout, x, w, pad, 1)
+    np.testing.assert_array_equal(got[0], want[1])
+    np.testing.assert_array_equal(got[1], want[2])

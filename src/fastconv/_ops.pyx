@@ -313,7 +313,8 @@ def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dila
 
     algo_x / algo_w (ALGO_* codes) pick the algorithm of the input gradient and of the
     weight (and bias) gradient; when they differ the kernels run in two calls.
-    ALGO_WINOGRAD computes the input gradient only (3x3, stride 1, padding <= 2).
+    ALGO_WINOGRAD: 3x3 kernels, stride 1, dilation 1; for the input gradient also
+    padding <= 2.
     """
     fn = "conv2d_backward"
     needs = _needs(fn, needs)
@@ -337,8 +338,6 @@ def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dila
         return gx, gw, gb
     cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,
                                        groups, OH, OW)
-    if algo_w == ALGO_WINOGRAD:
-        raise ValueError(f"{fn}: the weight gradient has no Winograd algorithm")
     if algo_x == algo_w:
         jobs = [(gx, gw, gb, algo_x)]
     else:
@@ -779,17 +778,32 @@ cdef _gemm_call(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, 
     _check_status("matmul", st)
 
 
-def matmul(a, b, int num_threads):
-    """a @ b for 2-D float arrays with the library's GEMM."""
+def matmul(a, b, int num_threads, out=None):
+    """a @ b for 2-D float arrays with the library's GEMM (benchmarks and tests).
+
+    out: optional C-contiguous array of the result's shape and dtype, overwritten
+    (so a benchmark can time the product without a fresh allocation)."""
     a = _array("matmul", "a", a, 2, "(M, K)")
     b = _array("matmul", "b", b, 2, "(K, N)")
     _same_dtype("matmul", "b", b, a, "a")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: a.shape[1]={a.shape[1]} must equal b.shape[0]={b.shape[0]}")
-    c = np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+    shape = (a.shape[0], b.shape[1])
+    if out is None:
+        c = np.empty(shape, dtype=a.dtype)
+    else:
+        if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != a.dtype
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"matmul: out must be a writeable C-contiguous {a.dtype} array "
+                             f"of shape {shape}")
+        if np.shares_memory(out, a) or np.shares_memory(out, b):
+            raise ValueError("matmul: out must not overlap a or b")
+        c = out
     if c.size and a.shape[1]:
         if a.dtype == np.float32:
             _gemm_call[float](c, a, b, num_threads)
         else:
             _gemm_call[double](c, a, b, num_threads)
+    elif c.size:
+        c[...] = 0
     return c

@@ -97,8 +97,11 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     - other forward and input gradients: direct on depthwise convolutions (one input
       channel per group, where im2col + GEMM degenerates to tiny products), im2col +
       GEMM everywhere else;
-    - weight gradient: direct (vectors over output channels, no im2col) for kernels
-      larger than 1x1, im2col + GEMM for 1x1 kernels, where no im2col is needed.
+    - weight gradient: Winograd (16 GEMMs over the tiles) for those 3x3 layers with at
+      least 96 input and 96 output channels per group (0.6-0.8 of direct's time;
+      with fewer channels packing its transforms costs more than it saves); direct
+      (vectors over output channels, no im2col) for other kernels larger than 1x1,
+      im2col + GEMM for 1x1 kernels, where no im2col is needed.
     The direct and Winograd kernels work on padded copies of their input, so a
     padding wider than the dilated kernel always goes to im2col, which never
     materialises the padding.
@@ -109,10 +112,13 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     oc, cg, kh, kw = shape
     if padding[0] > dilation[0] * (kh - 1) or padding[1] > dilation[1] * (kw - 1):
         return "im2col"
+    winograd = (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+    ocg = oc // max(groups, 1)
     if grad == "weight":
+        if winograd and min(cg, ocg) >= 96:
+            return "winograd"
         return "im2col" if kh * kw == 1 else "direct"
-    if ((kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups >= 1 and cg >= 16 and oc // max(groups, 1) >= 16):
+    if winograd and cg >= 16 and ocg >= 16:
         return "winograd"
     return "direct" if cg == 1 and groups > 1 else "im2col"
 
