@@ -21,7 +21,8 @@ import fastconv
 from fastconv import _ops
 from reference import assert_close_scaled, conv2d_ref, conv2d_scale_ref
 
-ENV_VARS = ("FASTCONV_SIMD", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC")
+ENV_VARS = ("FASTCONV_SIMD", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC",
+            "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DISPLAY_ENV")
 
 
 def cpus():
@@ -95,6 +96,42 @@ def test_fastconv_simd_env_invalid(value):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError: FASTCONV_SIMD must be one of portable, avx2, avx512"), last
     assert repr(value) in last, last
+
+
+# ----------------------------------------------------------------- OpenMP wait policy
+
+needs_openmp = pytest.mark.skipif(not fastconv._openmp_enabled(), reason="serial build")
+
+
+@needs_openmp
+def test_threads_wait_passively_and_the_environment_is_left_as_it_was():
+    """libgomp prints its settings when it loads with OMP_DISPLAY_ENV: a spin count of 0
+    is the passive policy fastconv asks for at import; afterwards the process and its
+    children see no OMP_WAIT_POLICY."""
+    proc = run_python("""
+        import os, subprocess, sys
+        import fastconv
+        print(fastconv.config()["omp_wait_policy"])
+        print("OMP_WAIT_POLICY" in os.environ)
+        child = subprocess.run([sys.executable, "-c",
+                                "import os; print('OMP_WAIT_POLICY' in os.environ)"],
+                               capture_output=True, text=True)
+        print(child.stdout.strip())
+        """, {"OMP_DISPLAY_ENV": "VERBOSE"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["passive", "False", "False"]
+    assert "GOMP_SPINCOUNT = '0'" in proc.stderr, proc.stderr
+
+
+@needs_openmp
+@pytest.mark.parametrize("env, spin", [({"OMP_WAIT_POLICY": "active"}, "30000000000"),
+                                       ({"GOMP_SPINCOUNT": "1234"}, "1234")])
+def test_a_users_wait_policy_wins(env, spin):
+    proc = run_python("import fastconv\nprint(fastconv.config()['omp_wait_policy'])",
+                      {**env, "OMP_DISPLAY_ENV": "VERBOSE"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("from the environment: ")
+    assert f"GOMP_SPINCOUNT = '{spin}'" in proc.stderr, proc.stderr
 
 
 # ----------------------------------------------------------------- show_config / config

@@ -6,7 +6,44 @@ functional API that mirrors ``torch.nn.functional``.
 """
 __version__ = "0.1.0"
 
-from . import _ops
+
+def _import_kernels():
+    """Import the extension, with OpenMP threads that sleep rather than spin.
+
+    libgomp's default lets a thread that waits at a barrier spin for a while; when
+    another process keeps the second core busy, the spinning thread holds its core
+    while the worker it waits for cannot run, and two threads end up several times
+    slower than one. A passive wait frees the core, so the scheduler can run the late
+    worker there. libgomp reads OMP_WAIT_POLICY once, when it is loaded, which is when
+    this extension is imported: the variable is set for that moment only (child
+    processes and other libraries see the environment as it was). A user's own
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. Returns the extension and the policy.
+    """
+    import os
+
+    user = [k for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    if user:
+        from . import _ops
+        return _ops, "from the environment: " + ", ".join(f"{k}={os.environ[k]}" for k in user)
+    loaded = False
+    try:
+        with open("/proc/self/maps") as maps:
+            loaded = any("/libgomp.so" in line for line in maps)
+    except OSError:
+        pass
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from . import _ops
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    if not _ops.openmp_enabled():
+        return _ops, "none (serial build)"
+    if loaded:
+        return _ops, "libgomp's (it was loaded before fastconv)"
+    return _ops, "passive"
+
+
+_ops, _WAIT_POLICY = _import_kernels()
 from ._runtime import (
     _get_simd,
     _init_simd,
@@ -45,6 +82,7 @@ def config():
         "simd_available": _simd_levels(),
         "openmp": _openmp_enabled(),
         "num_threads": get_num_threads(),
+        "omp_wait_policy": _WAIT_POLICY,
         **_ops.build_info(),
     }
 
