@@ -3,10 +3,10 @@
 
 #define FC_VBYTES 64
 #define FC_OCB 8
-#define FC_VW 1
+#define FC_VW 3
 /* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
 #define FC_WTAPS 12
-#define FC_VW1 2
+#define FC_VW1 4
 
 #define T float
 #define FC_DIRECT_FN fc_sconv2d_direct__avx512
