@@ -177,10 +177,11 @@ def test_direct_smallc_matches_torch(case_id):
 def test_auto_picks_direct_for_few_input_channels(shape):
     kh = shape[2]
     assert conv2d_algo(shape, padding=kh // 2) == "direct"
-    assert conv2d_algo(shape, padding=kh // 2, grad="input") == "direct"
+    # The input gradient of these layers is faster with im2col (see _choose_algo).
+    assert conv2d_algo(shape, padding=kh // 2, grad="input") == "im2col"
 
 
-@pytest.mark.parametrize("shape,groups", [((64, 16, 3, 3), 1), ((64, 64, 3, 3), 1),
-                                          ((32, 1, 1, 1), 1), ((32, 2, 3, 3), 4)])
+@pytest.mark.parametrize("shape,groups", [((64, 32, 3, 3), 1), ((64, 64, 3, 3), 1),
+                                          ((32, 1, 1, 1), 1), ((64, 4, 7, 7), 1)])
 def test_auto_keeps_im2col_elsewhere(shape, groups):
     assert conv2d_algo(shape, padding=1 if shape[2] > 1 else 0, groups=groups) == "im2col"

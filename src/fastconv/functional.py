@@ -69,8 +69,7 @@ def conv2d_algo(weight_shape, stride=1, padding=0, dilation=1, groups=1, grad="f
     weight = _Shape(shape)
     dil = _pair("conv2d_algo", "dilation", dilation)
     pad, _ = _conv_padding("conv2d_algo", padding, weight, dil)
-    return _choose_algo(weight, _int("conv2d_algo", "groups", groups, groups), pad, dil,
-                        "weight" if grad == "weight" else "forward")
+    return _choose_algo(weight, _int("conv2d_algo", "groups", groups, groups), pad, dil, grad)
 
 
 class _Shape:
@@ -86,8 +85,14 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward"):
     A model of the kernels, measured on the named layers of fastconv.shapes (AVX-512
     and AVX2, one thread):
     - forward and input gradient: direct on depthwise convolutions (one input channel
-      per group, where im2col + GEMM degenerates to tiny products), im2col + GEMM
-      everywhere else;
+      per group, where im2col + GEMM degenerates to tiny products);
+    - forward also direct when the reduction C/groups*KH*KW is at most 160 and the
+      kernel is not 1x1 (first layers: fmnist_c1, 9; r18_conv1, 147): a GEMM with so
+      short a K is dominated by packing and by C/K write traffic, while the direct
+      kernel stays near its FMA peak (1.1-2x faster over C <= 16, K 3..7, strides 1-2);
+      the input gradient of such layers stays im2col (its direct form has C/groups
+      output channels, too few to fill the register tile, and strides spread zeros);
+    - im2col + GEMM everywhere else;
     - weight gradient: direct (vectors over output channels, no im2col) for kernels
       larger than 1x1, im2col + GEMM for 1x1 kernels, where no im2col is needed.
     The direct kernels work on a padded copy of their input, so a padding wider than
@@ -101,6 +106,8 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward"):
         return "im2col"
     if grad == "weight":
         return "im2col" if kh * kw == 1 else "direct"
+    if grad == "forward" and kh * kw > 1 and shape[1] * kh * kw <= 160:
+        return "direct"
     return "direct" if shape[1] == 1 and groups > 1 else "im2col"
 
 
@@ -156,8 +163,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
 def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
     """Normalised (stride, padding, dilation, groups, same, direct) of a convolution;
-    with algo='auto', direct is what _choose_algo picks for the forward pass (and the
-    input gradient)."""
+    with algo='auto', direct is what _choose_algo picks for the forward pass (for
+    conv2d_backward: the input gradient)."""
     stride = _pair(fn, "stride", stride)
     dilation = _pair(fn, "dilation", dilation)
     groups = _int(fn, "groups", groups, groups)
@@ -166,7 +173,8 @@ def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
         raise ValueError(f"{fn}: algo must be one of {', '.join(map(repr, _ALGOS))}, "
                          f"got {algo!r}")
     if algo == "auto":
-        algo = _choose_algo(weight, groups, pad, dilation)
+        algo = _choose_algo(weight, groups, pad, dilation,
+                            "input" if fn == "conv2d_backward" else "forward")
     return stride, pad, dilation, groups, same, algo == "direct"
 
 
