@@ -34,7 +34,8 @@ typedef void (*fc_ukr_f64)(int64_t kc, const double *a, const double *b, double 
 /* Direct convolution of one (image, group), output rows [oh0, oh1), from an input
  * the caller zero-padded (see direct/direct_impl.inc):
  *   out: [OC/G][OH][OW] of that image and group, xp: [C/G][rows][WP] holding padded
- *   rows oh0*SH onwards, weight: [OC/G][C/G][KH][KW], bias: [OC/G] or NULL.
+ *   rows oh0*SH onwards (with SW > 1 each row split into its SW phases, see
+ *   direct_impl.inc), weight: [OC/G][C/G][KH][KW], bias: [OC/G] or NULL.
  *   Overwrites those output rows. The width function gives the WP the kernel reads. */
 typedef void (*fc_direct_f32)(const fc_conv2d_geom *g, float *out, const float *xp, int64_t rows,
                               int64_t WP, const float *weight, const float *bias, int64_t oh0,

@@ -1,12 +1,12 @@
-/* direct_avx512.c — direct convolution kernels for -mavx512f: 64-byte vectors, 8 x 1 tile (16 pixels a row keeps small images efficient). */
+/* direct_avx512.c — direct convolution kernels for -mavx512f: 64-byte vectors, 8 x 3 tile = 24 accumulators + 3 inputs + 1 weight of 32 zmm (8 broadcasts and 3 loads per 24 FMAs; best of 8x2, 8x3, 4x6, 4x7, 6x4 on fmnist_c1 and r18_conv1). */
 #include "../internal.h"
 
 #define FC_VBYTES 64
 #define FC_OCB 8
-#define FC_VW 1
+#define FC_VW 3
 /* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
 #define FC_WTAPS 12
-#define FC_VW1 2
+#define FC_VW1 6
 
 #define T float
 #define FC_DIRECT_FN fc_sconv2d_direct__avx512

@@ -73,8 +73,7 @@ def conv2d_algo(weight_shape, stride=1, padding=0, dilation=1, groups=1, grad="f
     weight = _Shape(shape)
     dil = _pair("conv2d_algo", "dilation", dilation)
     pad, _ = _conv_padding("conv2d_algo", padding, weight, dil)
-    return _choose_algo(weight, _int("conv2d_algo", "groups", groups, groups), pad, dil,
-                        "weight" if grad == "weight" else "forward",
+    return _choose_algo(weight, _int("conv2d_algo", "groups", groups, groups), pad, dil, grad,
                         _pair("conv2d_algo", "stride", stride))
 
 
@@ -89,19 +88,25 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     """'winograd', 'direct' or 'im2col' for algo='auto'.
 
     A model of the kernels, measured on the named layers of fastconv.shapes and on
-    a grid of channel counts (AVX-512 and AVX2, one thread):
+    grids of channel counts (AVX-512 and AVX2, one thread):
     - forward and input gradient of 3x3 kernels with stride 1 and dilation 1 and at
       least 16 input and 16 output channels per group: Winograd F(2x2, 3x3), 2.25
       times fewer multiplies (0.5-0.8 of im2col's time from 16 channels up; below
       that its transforms cost more than the multiplies it saves);
-    - other forward and input gradients: direct on depthwise convolutions (one input
-      channel per group, where im2col + GEMM degenerates to tiny products), im2col +
-      GEMM everywhere else;
-    - weight gradient: Winograd (16 GEMMs over the tiles) for those 3x3 layers with at
-      least 96 input and 96 output channels per group (0.6-0.8 of direct's time;
-      with fewer channels packing its transforms costs more than it saves); direct
-      (vectors over output channels, no im2col) for other kernels larger than 1x1,
-      im2col + GEMM for 1x1 kernels, where no im2col is needed.
+    - forward and input gradient: direct on depthwise convolutions (one input channel
+      per group, where im2col + GEMM degenerates to tiny products);
+    - forward also direct when the reduction C/groups*KH*KW is at most 160 and the
+      kernel is not 1x1 (first layers: fmnist_c1, 9; r18_conv1, 147): a GEMM with so
+      short a K is dominated by packing and by C/K write traffic, while the direct
+      kernel stays near its FMA peak (1.1-2x faster over C <= 16, K 3..7, strides 1-2);
+      the input gradient of such layers stays im2col (its direct form has C/groups
+      output channels, too few to fill the register tile, and strides spread zeros);
+    - im2col + GEMM everywhere else;
+    - weight gradient: Winograd (16 GEMMs over the tiles) for the Winograd-shaped
+      layers with at least 96 input and 96 output channels per group (0.6-0.8 of
+      direct's time; with fewer channels its transforms cost more than they save);
+      direct (vectors over output channels, no im2col) for other kernels larger than
+      1x1, im2col + GEMM for 1x1 kernels, where no im2col is needed.
     The direct and Winograd kernels work on padded copies of their input, so a
     padding wider than the dilated kernel always goes to im2col, which never
     materialises the padding.
@@ -120,6 +125,8 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
         return "im2col" if kh * kw == 1 else "direct"
     if winograd and cg >= 16 and ocg >= 16:
         return "winograd"
+    if grad == "forward" and kh * kw > 1 and cg * kh * kw <= 160:
+        return "direct"
     return "direct" if cg == 1 and groups > 1 else "im2col"
 
 
@@ -174,9 +181,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
 
 def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
-    """Normalised (stride, padding, dilation, groups, same, direct) of a convolution;
-    with algo='auto', direct is what _choose_algo picks for the forward pass (and the
-    input gradient)."""
+    """Normalised (stride, padding, dilation, groups, same, code) of a convolution,
+    code the kernel of _ops (_ALGO_CODES); with algo='auto', what _choose_algo picks for
+    the forward pass (for conv2d_backward: the input gradient)."""
     stride = _pair(fn, "stride", stride)
     dilation = _pair(fn, "dilation", dilation)
     groups = _int(fn, "groups", groups, groups)
@@ -185,7 +192,8 @@ def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
         raise ValueError(f"{fn}: algo must be one of {', '.join(map(repr, _ALGOS))}, "
                          f"got {algo!r}")
     if algo == "auto":
-        algo = _choose_algo(weight, groups, pad, dilation, "forward", stride)
+        algo = _choose_algo(weight, groups, pad, dilation,
+                            "input" if fn == "conv2d_backward" else "forward", stride)
     return stride, pad, dilation, groups, same, _ALGO_CODES[algo]
 
 
