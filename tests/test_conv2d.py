@@ -283,3 +283,76 @@ def test_conv2d_padding_same_matches_torch(kernel, dilation):
                                       padding="same", dilation=dilation).numpy()
     got = fastconv.conv2d(x, w, padding="same", dilation=dilation)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------- out=
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_conv2d_out_is_written_and_returned(dtype, algo):
+    case = CASES["gemm_blocks"]
+    x, w, b = make_inputs(case, dtype)
+    want = fastconv.conv2d(x, w, b, **conv_kwargs(case), algo=algo)
+    out = np.full(want.shape, np.nan, dtype=dtype)
+    got = fastconv.conv2d(x, w, b, **conv_kwargs(case), algo=algo, out=out)
+    assert got is out
+    assert np.array_equal(out, want)
+    # reused: the same array again, every element overwritten
+    out[...] = 7
+    assert fastconv.conv2d(x, w, b, **conv_kwargs(case), algo=algo, out=out) is out
+    assert np.array_equal(out, want)
+
+
+def _bad_outs(x, w, shape):
+    return [
+        ([1.0], TypeError, "out must be a numpy.ndarray"),
+        (np.empty(shape, np.float64), TypeError, "out must have dtype float32"),
+        (np.empty(shape[:3] + (shape[3] + 1,), np.float32), ValueError, "shape"),
+        (np.empty(shape[::-1], np.float32).T, ValueError, "C-contiguous"),
+        (_read_only(np.zeros(shape, np.float32)), ValueError, "writeable"),
+    ]
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+def test_conv2d_bad_out_is_refused_before_anything_is_written():
+    x, w, b = make_inputs(CASES["basic_3x3"], np.float32)
+    shape = fastconv.conv2d(x, w, b, padding=1).shape
+    for out, exc, pattern in _bad_outs(x, w, shape):
+        before = out.copy() if isinstance(out, np.ndarray) else None
+        checks.raises_unmodified(exc, pattern, fastconv.conv2d, x, w, b, padding=1, out=out)
+        if before is not None:
+            assert np.array_equal(out, before, equal_nan=True)
+
+
+def test_conv2d_out_sharing_memory_with_an_input_is_refused():
+    # a 1x1 convolution keeps the shape, so x itself would be a well-formed out
+    x = checks.arr((2, 4, 5, 5))
+    w = checks.arr((4, 4, 1, 1))
+    before = x.copy()
+    checks.raises_unmodified(ValueError, "share memory", fastconv.conv2d, x, w, out=x)
+    assert np.array_equal(x, before)
+    buf = checks.arr(300)
+    x2, out = buf[:200].reshape(2, 4, 5, 5), buf[100:].reshape(2, 4, 5, 5)  # overlapping
+    before = buf.copy()
+    checks.raises_unmodified(ValueError, "share memory", fastconv.conv2d, x2, w, out=out)
+    assert np.array_equal(buf, before)
+
+
+def test_conv2d_argument_cache_keeps_every_check():
+    """Plain arguments are answered from a cache; bools, floats and lists must still be
+    refused or accepted exactly as without it."""
+    x, w, b = make_inputs(CASES["basic_3x3"], np.float32)
+    want = fastconv.conv2d(x, w, b, stride=1, padding=1)
+    for _ in range(2):  # the second round hits the cache
+        assert np.array_equal(fastconv.conv2d(x, w, b, stride=1, padding=1), want)
+        assert np.array_equal(fastconv.conv2d(x, w, b, stride=[1, 1], padding=(1, 1)), want)
+        assert np.array_equal(fastconv.conv2d(x, w, b, stride=np.int64(1), padding=1), want)
+        for bad in (True, 1.0, (1, True), (1, 1.0)):
+            with pytest.raises(TypeError, match="stride"):
+                fastconv.conv2d(x, w, b, stride=bad, padding=1)
+        with pytest.raises(ValueError, match="algo"):
+            fastconv.conv2d(x, w, b, padding=1, algo="winograd")

@@ -119,6 +119,25 @@ cdef _check_status(str fn, fc_status st):
         raise ValueError(f"{fn}: the kernel rejected its arguments (status {<int>st})")
 
 
+cdef _check_out(str fn, object out, tuple shape, object dtype, tuple inputs):
+    """An out= argument: a writeable C-contiguous ndarray of the result's shape and
+    dtype that shares no memory with the inputs."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{fn}: out must have dtype {np.dtype(dtype)} (that of x), "
+                        f"got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{fn}: out must have the result's shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{fn}: out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{fn}: out must be writeable")
+    for a in inputs:
+        if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
+            raise ValueError(f"{fn}: out must not share memory with an input")
+
+
 cdef _check_elems(str fn, tuple shape, str what="the output shape"):
     cdef object total = 1
     for s in shape:
@@ -249,9 +268,11 @@ cdef fc_conv2d_geom _conv_geom(tuple x_shape, tuple w_shape, tuple stride, tuple
 
 
 def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation, object groups,
-                   bint same, int algo, int num_threads):
+                   bint same, int algo, int num_threads, out=None):
     """out = conv2d(x, weight, bias); see fastconv.conv2d. algo: an ALGO_* code
-    (ALGO_WINOGRAD only for 3x3 kernels, stride 1, dilation 1)."""
+    (ALGO_WINOGRAD only for 3x3 kernels, stride 1, dilation 1). out: None, or the
+    array to write the result into (checked before anything is written)."""
+    given = (x, weight, bias)
     x = _array("conv2d", "x", x, 4, "(N, C, H, W)")  # IN
     weight = _array("conv2d", "weight", weight, 4, "(OC, C/groups, KH, KW)")  # IN
     _same_dtype("conv2d", "weight", weight, x, "x")
@@ -264,7 +285,10 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation,
     OH, OW = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups, same)
     oshape = (x.shape[0], weight.shape[0], OH, OW)
     _check_elems("conv2d", oshape)
-    out = np.empty(oshape, dtype=x.dtype)  # OUT
+    if out is None:
+        out = np.empty(oshape, dtype=x.dtype)  # OUT
+    else:
+        _check_out("conv2d", out, oshape, x.dtype, given)
     if x.shape[0] == 0:
         return out
     cdef fc_conv2d_geom g = _conv_geom(x.shape, weight.shape, stride, padding, dilation,

@@ -4,6 +4,7 @@ This layer turns int-or-pair arguments into pairs, resolves ``padding='same'``
 and ``algo='auto'``, and reads the thread count; ``fastconv._ops`` checks the
 arrays and calls the C kernels with the GIL released.
 """
+import functools
 import operator
 
 from . import _ops
@@ -130,7 +131,8 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     return "direct" if cg == 1 and groups > 1 else "im2col"
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto",
+           out=None):
     r"""2-D convolution (cross-correlation) over a batch of images.
 
     Matches :func:`torch.nn.functional.conv2d`
@@ -154,7 +156,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         Splits input and output channels into groups; ``groups == C`` is depthwise.
     algo : {'auto', 'direct', 'im2col'}
         'im2col': per-tile im2col + packed GEMM. 'direct': no im2col buffer.
-        'auto' picks the faster for the shape. All give the same result to rounding.
+        'auto' picks the faster for the shape (and runs Winograd F(2x2, 3x3) on 3x3
+        stride-1 layers with 16 or more channels per group; see :func:`conv2d_algo`).
+        All give the same result to rounding.
+    out : ndarray, optional
+        Where to write the result: C-contiguous, writeable, of the output's shape and
+        x's dtype, sharing no memory with the inputs (as NumPy's ``out=``). Reusing one
+        output array across calls saves allocating (and page-faulting) a fresh one.
+        It is checked before anything is written; it is returned.
 
     Returns
     -------
@@ -177,13 +186,34 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     stride, pad, dilation, groups, same, code = _conv_args(
         "conv2d", weight, stride, padding, dilation, groups, algo)
     return _ops.conv2d_forward(x, weight, bias, stride, pad, dilation, groups, same, code,
-                               get_num_threads())
+                               get_num_threads(), out)
+
+
+def _plain(v):
+    """An int, str, or tuple of ints of exactly those types (so that equal keys mean
+    equal arguments: True == 1 and 1.0 == 1, but they are not valid the same way)."""
+    t = type(v)
+    return t is int or t is str or (t is tuple and all(type(e) is int for e in v))
+
+
+@functools.lru_cache(maxsize=512)
+def _conv_args_cached(fn, w_shape, stride, padding, dilation, groups, algo):
+    return _conv_args_checked(fn, _Shape(w_shape), stride, padding, dilation, groups, algo)
 
 
 def _conv_args(fn, weight, stride, padding, dilation, groups, algo):
     """Normalised (stride, padding, dilation, groups, same, code) of a convolution,
     code the kernel of _ops (_ALGO_CODES); with algo='auto', what _choose_algo picks for
-    the forward pass (for conv2d_backward: the input gradient)."""
+    the forward pass (for conv2d_backward: the input gradient). Plain arguments are
+    answered from a cache: the checks cost more than a small convolution."""
+    shape = getattr(weight, "shape", None)
+    if (type(shape) is tuple and _plain(shape) and _plain(stride) and _plain(padding)
+            and _plain(dilation) and _plain(groups) and _plain(algo)):
+        return _conv_args_cached(fn, shape, stride, padding, dilation, groups, algo)
+    return _conv_args_checked(fn, weight, stride, padding, dilation, groups, algo)
+
+
+def _conv_args_checked(fn, weight, stride, padding, dilation, groups, algo):
     stride = _pair(fn, "stride", stride)
     dilation = _pair(fn, "dilation", dilation)
     groups = _int(fn, "groups", groups, groups)
