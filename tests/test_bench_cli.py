@@ -192,3 +192,22 @@ def test_numpy_peer_matches_fastconv_on_awkward_shapes():
         for got, want in zip(bench.numpy_conv2d_backward(gout, x, w, **kw),
                              fastconv.conv2d_backward(gout, x, w, **kw)):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=case["id"])
+
+
+def test_winograd_row_and_auto_against_the_best_algorithm(tmp_path, capsys):
+    """On a 3x3 stride-1 layer the table also times Winograd (an algorithm of auto
+    only), and the summary compares auto with the fastest algorithm of the run."""
+    path = tmp_path / "wino.json"
+    assert cli.main(["bench", "--quick", "--layers", "fmnist_c2", "--batch", "1", "--backward",
+                     "--no-plot", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["measurements"]
+    text = capsys.readouterr().out
+    for pass_ in ("forward", "backward"):
+        by_impl = {r["impl"]: r for r in rows if r["pass"] == pass_}
+        assert "fastconv-winograd" in by_impl
+        algos = {i: r for i, r in by_impl.items() if i.startswith("fastconv-") and i != "fastconv-auto"}
+        best = min(algos, key=lambda i: algos[i]["median_s"])
+        ratio = by_impl["fastconv-auto"]["median_s"] / algos[best]["median_s"]
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"fmnist_c2 {pass_}")
+                    and "auto / best" in ln)
+        assert line.endswith(f"auto / best algorithm ({best[9:]}) {ratio:.2f}")

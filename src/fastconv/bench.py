@@ -4,6 +4,8 @@ For every layer of :data:`fastconv.shapes.LAYERS` (float32, seeded inputs, with
 bias) this times
 
   fastconv-im2col, fastconv-direct, fastconv-auto   ``fastconv.conv2d`` per algorithm
+  fastconv-winograd                                 Winograd F(2x2, 3x3), an algorithm of
+                                                    auto only (3x3 stride-1 layers)
   torch                                             ``torch.nn.functional.conv2d``
                                                     (when torch is installed)
   numpy                                             im2col + ``np.matmul`` per group
@@ -38,6 +40,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
+from fastconv import _ops
 
 from .shapes import LAYERS
 
@@ -256,9 +259,20 @@ def _layer_data(layer):
     return x, w, b, gout
 
 
+def _winograd_applies(layer):
+    """Winograd F(2x2, 3x3) runs on 3x3 stride-1 layers (not depthwise) with padding <= 2."""
+    return ((layer.KH, layer.KW) == (3, 3) and layer.stride == 1 and layer.padding <= 2
+            and layer.C // layer.groups > 1)
+
+
 def _forward_fns(layer, x, w, b, torch):
     kw = layer.kwargs()
     fns = {f"fastconv-{a}": (lambda a=a: fastconv.conv2d(x, w, b, **kw, algo=a)) for a in ALGOS}
+    if _winograd_applies(layer):  # an algorithm of auto only: through the extension
+        pad = (layer.padding, layer.padding)
+        fns["fastconv-winograd"] = lambda: _ops.conv2d_forward(
+            x, w, b, (1, 1), pad, (1, 1), layer.groups, False, _ops.ALGO_WINOGRAD,
+            fastconv.get_num_threads())
     if torch is not None:
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
 
@@ -274,6 +288,11 @@ def _backward_fns(layer, x, w, b, gout, torch):
     kw = layer.kwargs()
     fns = {f"fastconv-{a}": (lambda a=a: fastconv.conv2d_backward(gout, x, w, **kw, algo=a))
            for a in ALGOS}
+    if _winograd_applies(layer):
+        pad = (layer.padding, layer.padding)
+        fns["fastconv-winograd"] = lambda: _ops.conv2d_backward(
+            gout, x, w, (1, 1), pad, (1, 1), layer.groups, False, _ops.ALGO_WINOGRAD,
+            _ops.ALGO_WINOGRAD, (True, True, True), fastconv.get_num_threads())
     if torch is not None:
         tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
         ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)  # the forward, outside the timing
@@ -367,7 +386,11 @@ def _summary_line(layer, pass_, rows):
         met = "met" if auto["ratio_torch"] <= target else "MISSED"
         text += (f" = {_ratio(auto['ratio_torch'])} torch ({torch_ms:.3f} ms; target "
                  f"<= {target:.1f}x {met})")
-    return text + f", {_ratio(auto['ratio_numpy'])} numpy"
+    text += f", {_ratio(auto['ratio_numpy'])} numpy"
+    best = min((r for r in rows if r["impl"].startswith("fastconv-")
+                and r["impl"] != "fastconv-auto"), key=lambda r: r["median_s"])
+    return text + (f"; auto / best algorithm ({best['impl'][9:]}) "
+                   f"{auto['median_s'] / best['median_s']:.2f}")
 
 
 def _plot(path, measurements, log):
@@ -382,7 +405,7 @@ def _plot(path, measurements, log):
     key = "ratio_torch" if any(m["ratio_torch"] is not None for m in measurements) \
         else "ratio_numpy"
     passes = [p for p in ("forward", "backward") if any(m["pass"] == p for m in measurements)]
-    impls = [i for i in [f"fastconv-{a}" for a in ALGOS] + ["numpy"]
+    impls = [i for i in [f"fastconv-{a}" for a in ALGOS] + ["fastconv-winograd", "numpy"]
              if any(m["impl"] == i for m in measurements)]
     if key == "ratio_numpy":
         impls.remove("numpy")
