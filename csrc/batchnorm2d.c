@@ -29,21 +29,93 @@
         RESULT = tail_;                                                                       \
     } while (0)
 
+/* The per-channel work, outside the OpenMP regions so that it gets SIMD clones. */
+#define FC_BN_CHANNEL_DEFINE(T, SUF)                                                          \
+    FC_CLONES static void fc_bn_stats_ch##SUF(double *mean, double *var, const T *x,          \
+                                              int64_t N, int64_t C, int64_t HW, int64_t c)    \
+    {                                                                                         \
+        const double M = (double)N * HW;                                                      \
+        double s, q;                                                                          \
+        FC_BN_CHANNEL_SUM(s, (double)x[i]);                                                   \
+        const double mu = s / M;                                                              \
+        FC_BN_CHANNEL_SUM(q, ((double)x[i] - mu) * ((double)x[i] - mu));                      \
+        mean[c] = mu;                                                                         \
+        var[c] = q / M;                                                                       \
+    }                                                                                         \
+                                                                                              \
+    FC_CLONES static void fc_bn_apply_ch##SUF(T *out, T *xhat, const T *x, T mu, T is, T a,   \
+                                              T b, int64_t N, int64_t C, int64_t HW,          \
+                                              int64_t c)                                      \
+    {                                                                                         \
+        for (int64_t n = 0; n < N; n++) {                                                     \
+            const int64_t base = (n * C + c) * HW;                                            \
+            if (xhat != NULL)                                                                 \
+                for (int64_t p = 0; p < HW; p++)                                              \
+                    xhat[base + p] = (x[base + p] - mu) * is;                                 \
+            for (int64_t p = 0; p < HW; p++) /* centred first: no cancellation */            \
+                out[base + p] = (x[base + p] - mu) * a + b;                                   \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* Both sums in one pass when both are wanted (each still in its own fixed order). */    \
+    FC_CLONES static void fc_bn_reduce_ch##SUF(double *gsum, double *gxsum, const T *g,       \
+                                               const T *xhat, int64_t N, int64_t C,           \
+                                               int64_t HW, int64_t c)                         \
+    {                                                                                         \
+        if (gsum != NULL && gxsum != NULL) {                                                  \
+            double l1[FC_BN_LANES] = {0}, l2[FC_BN_LANES] = {0}, t1 = 0, t2 = 0;              \
+            const int64_t pv = HW / FC_BN_LANES * FC_BN_LANES;                                \
+            for (int64_t n = 0; n < N; n++) {                                                 \
+                const int64_t base = (n * C + c) * HW;                                        \
+                for (int64_t p0 = 0; p0 < pv; p0 += FC_BN_LANES)                              \
+                    for (int l = 0; l < FC_BN_LANES; l++) {                                   \
+                        const double gv = g[base + p0 + l];                                   \
+                        l1[l] += gv;                                                          \
+                        l2[l] += gv * (double)xhat[base + p0 + l];                            \
+                    }                                                                         \
+                for (int64_t p = pv; p < HW; p++) {                                           \
+                    t1 += (double)g[base + p];                                                \
+                    t2 += (double)g[base + p] * (double)xhat[base + p];                       \
+                }                                                                             \
+            }                                                                                 \
+            for (int l = 0; l < FC_BN_LANES; l++) {                                           \
+                t1 += l1[l];                                                                  \
+                t2 += l2[l];                                                                  \
+            }                                                                                 \
+            gsum[c] = t1;                                                                     \
+            gxsum[c] = t2;                                                                    \
+            return;                                                                           \
+        }                                                                                     \
+        if (gsum != NULL)                                                                     \
+            FC_BN_CHANNEL_SUM(gsum[c], (double)g[i]);                                         \
+        if (gxsum != NULL)                                                                    \
+            FC_BN_CHANNEL_SUM(gxsum[c], (double)g[i] * (double)xhat[i]);                      \
+    }                                                                                         \
+                                                                                              \
+    FC_CLONES static void fc_bn_bwd_apply_ch##SUF(T *gx, const T *g, const T *xhat, T ta,     \
+                                                  T tb, T tc, int64_t N, int64_t C,           \
+                                                  int64_t HW, int64_t c)                      \
+    {                                                                                         \
+        for (int64_t n = 0; n < N; n++) {                                                     \
+            const int64_t base = (n * C + c) * HW;                                            \
+            if (xhat != NULL)                                                                 \
+                for (int64_t p = 0; p < HW; p++)                                              \
+                    gx[base + p] = g[base + p] * ta - xhat[base + p] * tb - tc;               \
+            else                                                                              \
+                for (int64_t p = 0; p < HW; p++)                                              \
+                    gx[base + p] = g[base + p] * ta - tc;                                     \
+        }                                                                                     \
+    }
+
 #define FC_BN_DEFINE(T, SUF)                                                                  \
+    FC_BN_CHANNEL_DEFINE(T, SUF)                                                              \
     fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
                                         int64_t C, int64_t HW, int nt)                        \
     {                                                                                         \
-        const double M = (double)N * HW;                                                      \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
-        for (int64_t c = 0; c < C; c++) {                                                     \
-            double s, q;                                                                      \
-            FC_BN_CHANNEL_SUM(s, (double)x[i]);                                               \
-            const double mu = s / M;                                                          \
-            FC_BN_CHANNEL_SUM(q, ((double)x[i] - mu) * ((double)x[i] - mu));                  \
-            mean[c] = mu;                                                                     \
-            var[c] = q / M;                                                                   \
-        }                                                                                     \
+        for (int64_t c = 0; c < C; c++)                                                       \
+            fc_bn_stats_ch##SUF(mean, var, x, N, C, HW, c);                                   \
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
@@ -54,17 +126,9 @@
     {                                                                                         \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
-        for (int64_t c = 0; c < C; c++) {                                                     \
-            const T mu = (T)mean[c], is = (T)invstd[c], a = (T)scale[c], b = (T)shift[c];    \
-            for (int64_t n = 0; n < N; n++) {                                                 \
-                const int64_t base = (n * C + c) * HW;                                        \
-                if (xhat != NULL)                                                             \
-                    for (int64_t p = 0; p < HW; p++)                                          \
-                        xhat[base + p] = (x[base + p] - mu) * is;                             \
-                for (int64_t p = 0; p < HW; p++) /* centred first: no cancellation */        \
-                    out[base + p] = (x[base + p] - mu) * a + b;                               \
-            }                                                                                 \
-        }                                                                                     \
+        for (int64_t c = 0; c < C; c++)                                                       \
+            fc_bn_apply_ch##SUF(out, xhat, x, (T)mean[c], (T)invstd[c], (T)scale[c],          \
+                                (T)shift[c], N, C, HW, c);                                    \
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
@@ -74,12 +138,8 @@
     {                                                                                         \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
-        for (int64_t c = 0; c < C; c++) {                                                     \
-            if (gsum != NULL)                                                                 \
-                FC_BN_CHANNEL_SUM(gsum[c], (double)g[i]);                                     \
-            if (gxsum != NULL)                                                                \
-                FC_BN_CHANNEL_SUM(gxsum[c], (double)g[i] * (double)xhat[i]);                  \
-        }                                                                                     \
+        for (int64_t c = 0; c < C; c++)                                                       \
+            fc_bn_reduce_ch##SUF(gsum, gxsum, g, xhat, N, C, HW, c);                          \
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
@@ -90,18 +150,8 @@
     {                                                                                         \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
-        for (int64_t c = 0; c < C; c++) {                                                     \
-            const T ta = (T)a[c], tb = (T)b[c], tc = (T)c0[c];                                \
-            for (int64_t n = 0; n < N; n++) {                                                 \
-                const int64_t base = (n * C + c) * HW;                                        \
-                if (xhat != NULL)                                                             \
-                    for (int64_t p = 0; p < HW; p++)                                          \
-                        gx[base + p] = g[base + p] * ta - xhat[base + p] * tb - tc;           \
-                else                                                                          \
-                    for (int64_t p = 0; p < HW; p++)                                          \
-                        gx[base + p] = g[base + p] * ta - tc;                                 \
-            }                                                                                 \
-        }                                                                                     \
+        for (int64_t c = 0; c < C; c++)                                                       \
+            fc_bn_bwd_apply_ch##SUF(gx, g, xhat, (T)a[c], (T)b[c], (T)c0[c], N, C, HW, c);    \
         return FC_OK;                                                                         \
     }
 

@@ -18,12 +18,13 @@
 #define FC_PRAGMA_PARALLEL_FOR
 #endif
 
-/* Loops that only add, subtract, compare or move (no multiply that could fuse with an
- * add) give the same bits at every vector width: where the compiler can dispatch at
- * load time (GNU ifunc), functions of such loops get AVX-512 and AVX2 clones next to
- * the baseline one, picked by the CPU (not by FASTCONV_SIMD). The target names imply
- * no FMA, so even a multiply keeps its rounding. Not on functions that contain an
- * OpenMP region (the outlined body would not be cloned). */
+/* Functions of plain vectorisable loops get AVX-512 and AVX2 clones next to the
+ * baseline one where the compiler can dispatch at load time (GNU ifunc), picked by the
+ * CPU (not by FASTCONV_SIMD). Loops that only add, subtract, compare or move give the
+ * same bits in every clone; the avx512f clone may fuse a multiply with an add (FMA),
+ * so a multiply-add may round differently from one CPU to another (never from one
+ * thread count to another). Not on functions that contain an OpenMP region (the
+ * outlined body would not be cloned). */
 #if defined(FC_HAVE_X86_KERNELS) && defined(__GNUC__) && !defined(__clang__) \
     && defined(__linux__) && defined(__x86_64__)
 #define FC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
