@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
-BASE = ["dispatch.c", "workspace.c", "conv2d.c", "maxpool2d.c", "batchnorm2d.c", "linear.c",
+BASE = ["dispatch.c", "workspace.c", "conv2d.c", "winograd.c", "maxpool2d.c", "batchnorm2d.c",
+        "linear.c",
         "gemm/gemm.c",
         "gemm/ukernel_ref.c", "direct/direct_ref.c"]
 ISA = {"gemm/ukernel_avx2.c": ["-mavx2", "-mfma"], "direct/direct_avx2.c": ["-mavx2", "-mfma"],

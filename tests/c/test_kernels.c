@@ -76,6 +76,15 @@ static void test_conv(int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, in
         check("conv2d im2col", out, want, nout, 1e-5);
         if (fc_conv2d_forward_direct_f32(out, inp, weight, bias, &g, threads) != FC_OK) failures++;
         check("conv2d direct", out, want, nout, 1e-5);
+        if (K == 3 && S == 1 && D == 1) {
+            if (fc_conv2d_forward_winograd_f32(out, inp, weight, bias, &g, threads) != FC_OK)
+                failures++;
+            check("conv2d winograd", out, want, nout, 4e-5);
+        } else if (fc_conv2d_forward_winograd_f32(out, inp, weight, bias, &g, threads)
+                   != FC_EINVAL) {
+            printf("FAIL winograd accepted a %dx%d stride-%d kernel\n", (int)K, (int)K, (int)S);
+            failures++;
+        }
     }
     free(inp); free(weight); free(bias); free(out); free(want);
 }
@@ -108,6 +117,7 @@ int main(void)
         test_conv(1, 6, 10, 13, 9, 3, 2, 2, 2, 3, 4u);
         test_conv(3, 8, 7, 7, 8, 1, 1, 0, 1, 8, 5u);
         test_conv(2, 4, 12, 12, 17, 5, 3, 2, 1, 1, 6u);
+        test_conv(2, 20, 9, 14, 24, 3, 1, 1, 1, 2, 7u);
     }
     printf("%s: %d failure(s), SIMD levels 0..%d (%s best)\n", failures ? "FAIL" : "ok", failures,
            best, fc_simd_name(best));
