@@ -153,7 +153,9 @@ def test_auto_uses_winograd_where_conv2d_algo_says():
     assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1) == "winograd"
     assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="input") == "winograd"
     assert fastconv.conv2d_algo((128, 128, 3, 3), padding=1, grad="weight") == "winograd"
-    assert fastconv.conv2d_algo((64, 32, 3, 3), padding=1, grad="weight") == "direct"
+    assert fastconv.conv2d_algo((64, 32, 3, 3), padding=1, grad="weight") == "winograd"
+    assert fastconv.conv2d_algo((32, 32, 3, 3), padding=1, grad="weight") == "direct"
+    assert fastconv.conv2d_algo((64, 16, 3, 3), padding=1, grad="weight") == "direct"
     # not for other kernels, strides, dilations, few channels or wide padding
     assert fastconv.conv2d_algo((128, 128, 5, 5), padding=2) != "winograd"
     assert fastconv.conv2d_algo((128, 128, 3, 3), stride=2, padding=1) != "winograd"

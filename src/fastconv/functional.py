@@ -104,8 +104,9 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
       output channels, too few to fill the register tile, and strides spread zeros);
     - im2col + GEMM everywhere else;
     - weight gradient: Winograd (16 GEMMs over the tiles) for the Winograd-shaped
-      layers with at least 96 input and 96 output channels per group (0.6-0.8 of
-      direct's time; with fewer channels its transforms cost more than they save);
+      layers with at least 32 input and 32 output channels per group and 64 of one of
+      them (0.6-0.87 of direct's CPU time; 1.0 at 32 x 32, worse below, where its
+      transforms cost more than they save);
       direct (vectors over output channels, no im2col) for other kernels larger than
       1x1, im2col + GEMM for 1x1 kernels, where no im2col is needed.
     The direct and Winograd kernels work on padded copies of their input, so a
@@ -121,7 +122,7 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     winograd = (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
     ocg = oc // max(groups, 1)
     if grad == "weight":
-        if winograd and min(cg, ocg) >= 96:
+        if winograd and min(cg, ocg) >= 32 and cg * ocg >= 2048:
             return "winograd"
         return "im2col" if kh * kw == 1 else "direct"
     if winograd and cg >= 16 and ocg >= 16:
