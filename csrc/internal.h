@@ -75,11 +75,12 @@ typedef void (*fc_dw_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const f
 typedef void (*fc_dw_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight, const double *dout,
                                 const double *src, int64_t nout, double *ws);
 /* Row length of one column phase of the depthwise plane copy: output columns rounded up
- * to the widest vector (64 bytes, so every SIMD level fits) plus the largest tap shift. */
+ * to the widest vector (64 bytes, so every SIMD level fits) plus the largest tap shift,
+ * rounded up to whole 64-byte lines. */
 static inline int64_t fc_dw_padded_width(const fc_conv2d_geom *g, size_t esize)
 {
     const int64_t vl = 64 / (int64_t)esize;
-    return FC_CEIL_DIV(g->OW, vl) * vl + (g->KW - 1) * g->DW / g->SW;
+    return FC_CEIL_DIV(FC_CEIL_DIV(g->OW, vl) * vl + (g->KW - 1) * g->DW / g->SW, vl) * vl;
 }
 static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
 {

@@ -7,6 +7,8 @@
 /* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
 #define FC_WTAPS 12
 /* Output vectors per depthwise register tile. */
+/* Output rows per depthwise register tile. */
+#define FC_DW_RB 4
 #define FC_DW_VW 2
 #define FC_VW1 2
 
