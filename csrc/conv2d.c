@@ -11,6 +11,8 @@
 #define FC_DIRECT_T fc_direct_f32
 #define FC_DIRECT_BWD_W(kt) ((kt)->sconv_direct_bwd_w)
 #define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f32
+#define FC_DW_FWD(kt) ((kt)->sconv_dw_fwd)
+#define FC_DW_BWD_W(kt) ((kt)->sconv_dw_bwd_w)
 #include "conv2d_impl.inc"
 #undef T
 #undef FC_SUF
@@ -20,6 +22,8 @@
 #undef FC_DIRECT_T
 #undef FC_DIRECT_BWD_W
 #undef FC_DIRECT_BWD_W_T
+#undef FC_DW_FWD
+#undef FC_DW_BWD_W
 
 #define T double
 #define FC_SUF _f64
@@ -29,4 +33,6 @@
 #define FC_DIRECT_T fc_direct_f64
 #define FC_DIRECT_BWD_W(kt) ((kt)->dconv_direct_bwd_w)
 #define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f64
+#define FC_DW_FWD(kt) ((kt)->dconv_dw_fwd)
+#define FC_DW_BWD_W(kt) ((kt)->dconv_dw_bwd_w)
 #include "conv2d_impl.inc"

@@ -70,6 +70,38 @@ typedef void (*fc_direct_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight,
                                     const double *dout, double *dt, const double *xp,
                                     int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 
+/* Depthwise convolution (C/G == 1), one source plane per call (direct/depthwise_impl.inc).
+ * The source plane src [H][W] may be zero-stuffed by UH x UW (input gradient of a
+ * strided convolution): conceptual x(r, q) = src[r/UH][q/UW] where both divide and land
+ * inside, otherwise not a tap; g->SH.. g->OW describe a convolution of that x.
+ *   fwd: out [nout][OH][OW] (+)= bias[m] + sum over real taps of weight[m][i][j] * x(..),
+ *     accumulate: add to out (bias ignored) instead of overwriting; bias may be NULL.
+ *   bwd_w: dweight [nout][KH][KW] += sum_{oh, ow} dout[m][oh][ow] * x(..) (UH = UW = 1).
+ * ws: fc_dw_ws_len(g, sizeof(T)) elements of scratch. Padding never meets a
+ * non-finite value (PyTorch's answer); every sum has a fixed order. */
+typedef void (*fc_dw_fwd_f32)(const fc_conv2d_geom *g, int64_t UH, int64_t UW, float *out,
+                              const float *src, const float *weight, const float *bias,
+                              int64_t nout, int accumulate, float *ws);
+typedef void (*fc_dw_fwd_f64)(const fc_conv2d_geom *g, int64_t UH, int64_t UW, double *out,
+                              const double *src, const double *weight, const double *bias,
+                              int64_t nout, int accumulate, double *ws);
+typedef void (*fc_dw_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const float *dout,
+                                const float *src, int64_t nout, float *ws);
+typedef void (*fc_dw_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight, const double *dout,
+                                const double *src, int64_t nout, double *ws);
+/* Row length of one column phase of the depthwise plane copy: output columns rounded up
+ * to the widest vector (64 bytes, so every SIMD level fits) plus the largest tap shift,
+ * rounded up to whole 64-byte lines. */
+static inline int64_t fc_dw_padded_width(const fc_conv2d_geom *g, size_t esize)
+{
+    const int64_t vl = 64 / (int64_t)esize;
+    return FC_CEIL_DIV(FC_CEIL_DIV(g->OW, vl) * vl + (g->KW - 1) * g->DW / g->SW, vl) * vl;
+}
+static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
+{
+    return g->H * g->SW * fc_dw_padded_width(g, esize) + g->KH * g->KW;
+}
+
 /* GEMM block sizes: MR x NR micro-tile, KC depth of a packed panel, MC rows of a
  * packed A block, NC columns of a packed B block (MC % MR == 0, NC % NR == 0). */
 typedef struct {
@@ -88,6 +120,10 @@ typedef struct {
     fc_direct_f64 dconv_direct;
     fc_direct_width dconv_direct_width;
     fc_direct_bwd_w_f64 dconv_direct_bwd_w;
+    fc_dw_fwd_f32 sconv_dw_fwd;
+    fc_dw_bwd_w_f32 sconv_dw_bwd_w;
+    fc_dw_fwd_f64 dconv_dw_fwd;
+    fc_dw_bwd_w_f64 dconv_dw_bwd_w;
 } fc_kernels;
 
 extern const fc_kernels fc_kernels__ref;

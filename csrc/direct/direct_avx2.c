@@ -6,16 +6,29 @@
 #define FC_VW 3
 /* Taps per weight-gradient tile: 2 x FC_WTAPS accumulators. */
 #define FC_WTAPS 6
+/* Depthwise register tile: FC_DW_RB output rows x FC_DW_VW vectors. */
+#define FC_DW_RB 2
+#define FC_DW_VW 4
 #define FC_VW1 6
 
 #define T float
 #define FC_DIRECT_FN fc_sconv2d_direct__avx2
 #include "direct_impl.inc"
+#define FC_DW_FWD fc_sconv2d_depthwise__avx2
+#define FC_DW_BWD_W fc_sconv2d_depthwise_bwd_w__avx2
+#include "depthwise_impl.inc"
+#undef FC_DW_FWD
+#undef FC_DW_BWD_W
 #undef T
 #undef FC_DIRECT_FN
 
 #define T double
 #define FC_DIRECT_FN fc_dconv2d_direct__avx2
 #include "direct_impl.inc"
+#define FC_DW_FWD fc_dconv2d_depthwise__avx2
+#define FC_DW_BWD_W fc_dconv2d_depthwise_bwd_w__avx2
+#include "depthwise_impl.inc"
+#undef FC_DW_FWD
+#undef FC_DW_BWD_W
 #undef T
 #undef FC_DIRECT_FN
