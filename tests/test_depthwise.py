@@ -298,6 +298,17 @@ def test_depthwise_taps_oracle_matches_reference():
 # PyTorch as a second oracle
 # ---------------------------------------------------------------------------
 
+def _torch_and_direct(torch, x, w, b, gout, kw):
+    """(out, grad_x, grad_w, grad_b) of PyTorch and of fastconv's direct algorithm."""
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+    want = (ty.detach().numpy(),) + tuple(
+        t.numpy() for t in torch.autograd.grad(ty, (tx, tw, tb), torch.from_numpy(gout)))
+    got = (fastconv.conv2d(x, w, b, **kw, algo="direct"),) + \
+        fastconv.conv2d_backward(gout, x, w, **kw, algo="direct")
+    return want, got
+
+
 TORCH_CASES = ["w64_k3_p1", "k7_p3_s2", "k3x5_s21_d12", "n1_c1_m4", "k3_s3_p1"]
 
 
@@ -308,12 +319,7 @@ def test_depthwise_matches_torch(name, dtype):
     case = EXTRA[name]
     x, w, b, gout = make_inputs(case, dtype)
     kw = kwargs_of(case)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
-    want = (ty.detach().numpy(),) + tuple(
-        t.numpy() for t in torch.autograd.grad(ty, (tx, tw, tb), torch.from_numpy(gout)))
-    got = (fastconv.conv2d(x, w, b, **kw, algo="direct"),) + \
-        fastconv.conv2d_backward(gout, x, w, **kw, algo="direct")
+    want, got = _torch_and_direct(torch, x, w, b, gout, kw)
     KH, KW = case["w"][2:]
     scales = (conv2d_scale_ref(x, w, b, **kw),) + \
         conv2d_backward_ref(np.abs(gout), np.abs(x), np.abs(w), **kw)
@@ -333,11 +339,6 @@ def test_depthwise_nonfinite_matches_torch_float32():
     x[0, 2, 8, 36] = np.inf
     gout[1, 3, 0, 0] = -np.inf
     kw = kwargs_of(case)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
-    want = (ty.detach().numpy(),) + tuple(
-        t.numpy() for t in torch.autograd.grad(ty, (tx, tw, tb), torch.from_numpy(gout)))
-    got = (fastconv.conv2d(x, w, b, **kw, algo="direct"),) + \
-        fastconv.conv2d_backward(gout, x, w, **kw, algo="direct")
+    want, got = _torch_and_direct(torch, x, w, b, gout, kw)
     for g, t in zip(got, want):
         _same_nonfinite(g, t)

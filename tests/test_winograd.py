@@ -48,6 +48,15 @@ def inputs(case, dtype, seed=0):
             rng.standard_normal(w_shape[0]).astype(dtype))
 
 
+def backward_inputs(case, dtype, seed):
+    """x, w, a seeded grad_out of the case's output shape, padding, groups."""
+    x, w, _ = inputs(case, dtype)
+    _, _, padding, groups = CASES[case]
+    oshape = conv2d_ref(x, w, padding=padding, groups=groups).shape
+    gout = np.random.default_rng(seed).standard_normal(oshape).astype(dtype)
+    return x, w, gout, padding, groups
+
+
 def wino_forward(x, w, b, padding, groups, threads=1):
     return _ops.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), groups, False, WINO, threads)
 
@@ -77,10 +86,7 @@ def test_forward_matches_reference(case, dtype, simd):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_input_gradient_matches_reference(case, dtype, simd):
-    x, w, _ = inputs(case, dtype)
-    _, _, padding, groups = CASES[case]
-    oshape = conv2d_ref(x, w, padding=padding, groups=groups).shape
-    gout = np.random.default_rng(1).standard_normal(oshape).astype(dtype)
+    x, w, gout, padding, groups = backward_inputs(case, dtype, seed=1)
     want = conv2d_backward_ref(gout, x, w, padding=padding, groups=groups)[0]
     # scale of each input-gradient element: the same sums over |gout| and |w|
     scale = conv2d_backward_ref(np.abs(gout.astype(np.float64)), x, np.abs(w), padding=padding,
@@ -130,19 +136,21 @@ def test_non_finite_values_give_the_direct_sums_answer(where):
     np.testing.assert_array_equal(got, want)
 
 
+def _poisoned(where):
+    """x, w, grad_out of the many_tiles case with one inf or NaN where asked."""
+    x, w, _ = inputs("many_tiles", np.float32)
+    gout = np.random.default_rng(4).standard_normal((3, 24, 30, 26)).astype(np.float32)
+    spots = {"gout_inf": (gout, (1, 5, 0, 7), np.inf), "gout_nan": (gout, (2, 23, 29, 25), np.nan),
+             "w_inf": (w, (4, 2, 1, 1), -np.inf), "w_nan": (w, (0, 0, 2, 2), np.nan),
+             "x_nan": (x, (2, 3, 29, 25), np.nan), "x_inf": (x, (0, 0, 4, 4), -np.inf)}
+    a, at, value = spots[where]
+    a[at] = value
+    return x, w, gout, CASES["many_tiles"][2]
+
+
 @pytest.mark.parametrize("where", ["gout_inf", "gout_nan", "w_inf", "w_nan"])
 def test_non_finite_input_gradient_gives_the_direct_sums_answer(where):
-    x, w, _ = inputs("many_tiles", np.float32)
-    pad = CASES["many_tiles"][2]
-    gout = np.random.default_rng(4).standard_normal((3, 24, 30, 26)).astype(np.float32)
-    if where == "gout_inf":
-        gout[1, 5, 0, 7] = np.inf
-    elif where == "gout_nan":
-        gout[2, 23, 29, 25] = np.nan
-    elif where == "w_inf":
-        w[4, 2, 1, 1] = -np.inf
-    else:
-        w[0, 0, 2, 2] = np.nan
+    x, w, gout, pad = _poisoned(where)
     want = _ops.conv2d_backward(gout, x, w, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL,
                                 _ops.ALGO_IM2COL, (True, False, False), 1)[0]
     assert not np.isfinite(want).all()
@@ -208,10 +216,8 @@ def wino_grad_w(gout, x, w, padding, groups, threads=1):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_weight_gradient_matches_reference(case, dtype, simd):
-    x, w, _ = inputs(case, dtype)
-    _, _, padding, groups = CASES[case]
-    oshape = conv2d_ref(x, w, padding=padding, groups=groups).shape
-    gout = np.random.default_rng(5).standard_normal(oshape).astype(dtype)
+    x, w, gout, padding, groups = backward_inputs(case, dtype, seed=5)
+    oshape = gout.shape
     _, want_w, want_b = conv2d_backward_ref(gout, x, w, padding=padding, groups=groups)
     _, scale_w, scale_b = conv2d_backward_ref(np.abs(gout.astype(np.float64)), np.abs(x), w,
                                               padding=padding, groups=groups)
@@ -239,15 +245,7 @@ def test_weight_gradient_chunks_and_threads():
 
 @pytest.mark.parametrize("where", ["gout_inf", "x_nan", "x_inf"])
 def test_non_finite_weight_gradient_gives_the_direct_sums_answer(where):
-    x, w, _ = inputs("many_tiles", np.float32)
-    pad = CASES["many_tiles"][2]
-    gout = np.random.default_rng(4).standard_normal((3, 24, 30, 26)).astype(np.float32)
-    if where == "gout_inf":
-        gout[1, 5, 0, 7] = np.inf
-    elif where == "x_nan":
-        x[2, 3, 29, 25] = np.nan
-    else:
-        x[0, 0, 4, 4] = -np.inf
+    x, w, gout, pad = _poisoned(where)
     want = _ops.conv2d_backward(gout, x, w, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL,
                                 _ops.ALGO_DIRECT, (False, True, True), 1)
     assert not np.isfinite(want[1]).all()
