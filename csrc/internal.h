@@ -76,7 +76,8 @@ typedef void (*fc_direct_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight,
  * inside, otherwise not a tap; g->SH.. g->OW describe a convolution of that x.
  *   fwd: out [nout][OH][OW] (+)= bias[m] + sum over real taps of weight[m][i][j] * x(..),
  *     accumulate: add to out (bias ignored) instead of overwriting; bias may be NULL.
- *   bwd_w: dweight [nout][KH][KW] += sum_{oh, ow} dout[m][oh][ow] * x(..) (UH = UW = 1).
+ *   bwd_w: dweight [nout][KH][KW] = sum_{oh, ow} dout[m][oh][ow] * x(..) (UH = UW = 1),
+ *     dbias[m] = sum_{oh, ow} dout[m][oh][ow] in double; either may be NULL.
  * ws: fc_dw_ws_len(g, sizeof(T)) elements of scratch. Padding never meets a
  * non-finite value (PyTorch's answer); every sum has a fixed order. */
 typedef void (*fc_dw_fwd_f32)(const fc_conv2d_geom *g, int64_t UH, int64_t UW, float *out,
@@ -85,10 +86,11 @@ typedef void (*fc_dw_fwd_f32)(const fc_conv2d_geom *g, int64_t UH, int64_t UW, f
 typedef void (*fc_dw_fwd_f64)(const fc_conv2d_geom *g, int64_t UH, int64_t UW, double *out,
                               const double *src, const double *weight, const double *bias,
                               int64_t nout, int accumulate, double *ws);
-typedef void (*fc_dw_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const float *dout,
-                                const float *src, int64_t nout, float *ws);
-typedef void (*fc_dw_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight, const double *dout,
-                                const double *src, int64_t nout, double *ws);
+typedef void (*fc_dw_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, double *dbias,
+                                const float *dout, const float *src, int64_t nout, float *ws);
+typedef void (*fc_dw_bwd_w_f64)(const fc_conv2d_geom *g, double *dweight, double *dbias,
+                                const double *dout, const double *src, int64_t nout,
+                                double *ws);
 /* Row length of one column phase of the depthwise plane copy: output columns rounded up
  * to the widest vector (64 bytes, so every SIMD level fits) plus the largest tap shift,
  * rounded up to whole 64-byte lines. */
@@ -99,7 +101,8 @@ static inline int64_t fc_dw_padded_width(const fc_conv2d_geom *g, size_t esize)
 }
 static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
 {
-    return g->H * g->SW * fc_dw_padded_width(g, esize) + g->KH * g->KW;
+    const int64_t wph = fc_dw_padded_width(g, esize);
+    return g->H * g->SW * wph + FC_MAX(g->W, g->SW * wph) + g->KH * g->KW;
 }
 
 /* GEMM block sizes: MR x NR micro-tile, KC depth of a packed panel, MC rows of a

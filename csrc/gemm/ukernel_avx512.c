@@ -48,12 +48,12 @@ void fc_dconv2d_direct__avx512_bwd_w(const fc_conv2d_geom *g, double *dweight, c
         double *dt, const double *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 void fc_sconv2d_depthwise__avx512(const fc_conv2d_geom *g, int64_t UH, int64_t UW, float *out,
         const float *src, const float *weight, const float *bias, int64_t nout, int accumulate, float *ws);
-void fc_sconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, float *dweight, const float *dout,
-        const float *src, int64_t nout, float *ws);
+void fc_sconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, float *dweight, double *dbias,
+        const float *dout, const float *src, int64_t nout, float *ws);
 void fc_dconv2d_depthwise__avx512(const fc_conv2d_geom *g, int64_t UH, int64_t UW, double *out,
         const double *src, const double *weight, const double *bias, int64_t nout, int accumulate, double *ws);
-void fc_dconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, double *dweight, const double *dout,
-        const double *src, int64_t nout, double *ws);
+void fc_dconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, double *dweight, double *dbias,
+        const double *dout, const double *src, int64_t nout, double *ws);
 
 /* Zen 4: 32 KiB L1d, 1 MiB L2. KC = 256: a 256 x 16 float B micro-panel is 16 KiB.
  * MC = 240: a 240 x 256 float A block is 240 KiB of L2. */
