@@ -2,9 +2,6 @@
 #include <string.h>
 #include "internal.h"
 
-/* The transforms only add and subtract: FC_CLONES (internal.h). */
-#define FC_WINO_CLONES FC_CLONES
-
 /* fc_wino_run's answer when some output is not finite (never returned to callers). */
 #define FC_WINO_RETRY ((fc_status)-1)
 
