@@ -162,8 +162,9 @@ fc_status fc_maxpool2d_forward_f64(double *out, int64_t *argmax, const double *i
 /* fc_maxpool2d_backward_{f32,f64}
  *   dinp[q][argmax[q][o]] += dout[q][o], from zero, o in increasing order (overlapping
  *   windows accumulate); q < planes = N*C, dinp: [planes][HW], dout, argmax:
- *   [planes][OHW]. Every argmax must lie in [0, HW): the caller checks.
- *   Overwrites dinp. Parallel over the planes. */
+ *   [planes][OHW]. Every argmax is checked as it is read: one outside [0, HW) is
+ *   never used, and the call returns FC_EINVAL with dinp partly written (the caller
+ *   discards it). Overwrites dinp. Parallel over the planes. */
 fc_status fc_maxpool2d_backward_f32(float *dinp, const float *dout, const int64_t *argmax,
                                     int64_t planes, int64_t HW, int64_t OHW, int num_threads);
 fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int64_t *argmax,

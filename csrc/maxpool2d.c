@@ -111,14 +111,17 @@ FC_MAXPOOL_DEFINE(double, _f64)
 /* fc_maxpool2d_backward_{f32,f64}
  *   dinp[n][c][argmax[n][c][o]] += dout[n][c][o] for every o < OH*OW, from zero
  *   (a scatter-add, so overlapping windows accumulate, in increasing o).
- *   dinp: [N*C][HW], dout, argmax: [N*C][OHW]; every argmax in [0, HW) (the caller
- *   checks). Overwrites dinp. Parallel over the planes. */
+ *   dinp: [N*C][HW], dout, argmax: [N*C][OHW]. Every argmax is checked as it is read:
+ *   one outside [0, HW) is never used, and the call returns FC_EINVAL with dinp
+ *   partly written (the caller then discards it). Overwrites dinp. Parallel over
+ *   the planes. */
 #define FC_MAXPOOL_BWD_DEFINE(T, SUF)                                                         \
     fc_status fc_maxpool2d_backward##SUF(T *dinp, const T *dout, const int64_t *argmax,       \
                                          int64_t planes, int64_t HW, int64_t OHW, int nt)     \
     {                                                                                         \
         const int64_t per_item = FC_MAX((int64_t)1, FC_POOL_ITEM_ELEMS / FC_MAX(HW, OHW));    \
         const int64_t items = FC_CEIL_DIV(planes, per_item);                                  \
+        int bad = 0;                                                                          \
         nt = fc_threads_for((double)planes * (HW + OHW) * 4, nt);                             \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \
@@ -128,11 +131,17 @@ FC_MAXPOOL_DEFINE(double, _f64)
                 const T *src = dout + q * OHW;                                                \
                 const int64_t *idx = argmax + q * OHW;                                        \
                 memset(dst, 0, (size_t)HW * sizeof(T));                                       \
-                for (int64_t o = 0; o < OHW; o++)                                             \
-                    dst[idx[o]] += src[o];                                                    \
+                for (int64_t o = 0; o < OHW; o++) {                                           \
+                    const uint64_t i = (uint64_t)idx[o];                                      \
+                    if (__builtin_expect(i >= (uint64_t)HW, 0)) {                             \
+                        bad = 1;                                                              \
+                        break;                                                                \
+                    }                                                                         \
+                    dst[i] += src[o];                                                         \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
-        return FC_OK;                                                                         \
+        return bad ? FC_EINVAL : FC_OK;                                                       \
     }
 
 FC_MAXPOOL_BWD_DEFINE(float, _f32)

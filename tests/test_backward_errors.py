@@ -260,6 +260,43 @@ def test_max_pool2d_backward_first_bad_index_is_reported():
                       fastconv.max_pool2d_backward, go, idx, shape)
 
 
+@pytest.mark.parametrize("itype", [np.int32, np.int16, np.uint32])
+def test_max_pool2d_backward_narrow_index_dtypes_are_checked(itype):
+    """Indices of another integer dtype are checked before the cast to int64."""
+    go, idx, shape = _pool()
+    narrow = idx.astype(itype)
+    narrow[1, 1, 2, 0] = 40
+    flat = int(np.ravel_multi_index((1, 1, 2, 0), idx.shape))
+    raises_unmodified(ValueError, rf"{MP}: indices must lie in \[0, H\*W\) = \[0, 36\), got "
+                      rf"40 at flat position {flat}", fastconv.max_pool2d_backward, go, narrow,
+                      shape)
+    narrow[1, 1, 2, 0] = idx[1, 1, 2, 0]
+    np.testing.assert_array_equal(fastconv.max_pool2d_backward(go, narrow, shape),
+                                  fastconv.max_pool2d_backward(go, idx, shape))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool2d_backward_bad_index_in_a_late_plane_of_a_big_call(threads):
+    """The kernel checks int64 indices as it scatters, in parallel over the planes: a
+    bad one in any plane raises, and the partly written result never comes back."""
+    x = arr((8, 16, 32, 32), F32, 6)
+    out, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    go = arr(out.shape, F32, 7)
+    want = fastconv.max_pool2d_backward(go, idx, x.shape)
+    bad = idx.copy()
+    bad[7, 15, 15, 15] = 1024
+    flat = int(np.ravel_multi_index((7, 15, 15, 15), idx.shape))
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        raises_unmodified(ValueError, rf"{MP}: indices must lie in \[0, H\*W\) = "
+                          rf"\[0, 1024\), got 1024 at flat position {flat}",
+                          fastconv.max_pool2d_backward, go, bad, x.shape)
+        np.testing.assert_array_equal(fastconv.max_pool2d_backward(go, idx, x.shape), want)
+    finally:
+        fastconv.set_num_threads(old)
+
+
 def test_max_pool2d_backward_indices_too_big_for_a_smaller_input_shape():
     """Indices valid for (6, 6) are out of range for a claimed (3, 3) input."""
     go, idx, _ = _pool()

@@ -457,8 +457,9 @@ def max_pool2d_forward(x, tuple kernel_size, tuple stride, tuple padding, tuple 
     return (out, idx) if return_indices else out
 
 
-cdef _maxpool_bwd_call(floating[::1] dx, const floating[::1] dout, const int64_t[::1] idx,
-                       int64_t planes, int64_t HW, int64_t OHW, int num_threads):
+cdef fc_status _maxpool_bwd_call(floating[::1] dx, const floating[::1] dout,
+                                 const int64_t[::1] idx, int64_t planes, int64_t HW,
+                                 int64_t OHW, int num_threads):
     cdef fc_status st
     with nogil:
         if floating is float:
@@ -467,7 +468,16 @@ cdef _maxpool_bwd_call(floating[::1] dx, const floating[::1] dout, const int64_t
         else:
             st = fc_maxpool2d_backward_f64(&dx[0], &dout[0], &idx[0], planes, HW, OHW,
                                            num_threads)
-    _check_status("max_pool2d_backward", st)
+    return st
+
+
+cdef _pool_indices_check(str fn, object indices, int64_t HW):
+    """ValueError naming the first index of indices outside [0, HW), if there is one."""
+    lo, hi = int(indices.min()), int(indices.max())
+    if lo < 0 or hi >= HW:
+        bad = int(np.flatnonzero((indices < 0) | (indices >= HW))[0])
+        raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {HW}), got "
+                         f"{int(indices.reshape(-1)[bad])} at flat position {bad}")
 
 
 def max_pool2d_backward(grad_out, indices, input_shape, int num_threads):
@@ -499,12 +509,10 @@ def max_pool2d_backward(grad_out, indices, input_shape, int num_threads):
     if HW == 0 and grad_out.size:
         raise ValueError(f"{fn}: input_shape {shape} has no positions for {grad_out.size} "
                          f"gradients")
-    if indices.size:  # checked before the cast to int64, so no value wraps
-        lo, hi = int(indices.min()), int(indices.max())
-        if lo < 0 or hi >= HW:
-            bad = int(np.flatnonzero((indices < 0) | (indices >= HW))[0])
-            raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {HW}), got "
-                             f"{int(indices.reshape(-1)[bad])} at flat position {bad}")
+    if indices.dtype != np.int64 and indices.size:
+        # checked before the cast to int64, so no value wraps; int64 indices are
+        # checked by the kernel as it reads them (one pass, not three)
+        _pool_indices_check(fn, indices, HW)
     indices = np.ascontiguousarray(indices, dtype=np.int64)  # IN
     gx = np.empty(shape, dtype=grad_out.dtype)  # OUT
     if gx.size == 0:
@@ -513,12 +521,16 @@ def max_pool2d_backward(grad_out, indices, input_shape, int num_threads):
     if OHW == 0:
         gx[...] = 0
         return gx
+    cdef fc_status st
     if grad_out.dtype == np.float32:
-        _maxpool_bwd_call[float](gx.reshape(-1), grad_out.reshape(-1), indices.reshape(-1),
-                                 planes, HW, OHW, num_threads)
+        st = _maxpool_bwd_call[float](gx.reshape(-1), grad_out.reshape(-1),
+                                      indices.reshape(-1), planes, HW, OHW, num_threads)
     else:
-        _maxpool_bwd_call[double](gx.reshape(-1), grad_out.reshape(-1), indices.reshape(-1),
-                                  planes, HW, OHW, num_threads)
+        st = _maxpool_bwd_call[double](gx.reshape(-1), grad_out.reshape(-1),
+                                       indices.reshape(-1), planes, HW, OHW, num_threads)
+    if st == FC_EINVAL:  # an index out of range: gx is dropped, never returned
+        _pool_indices_check(fn, indices, HW)
+    _check_status(fn, st)
     return gx
 
 
