@@ -5,15 +5,32 @@
 /* fc_wino_run's answer when some output is not finite (never returned to callers). */
 #define FC_WINO_RETRY ((fc_status)-1)
 
+/* 64-byte vectors of T (GCC's generic vectors: each target clone lowers them to its
+ * own instructions) and the selector of the even elements of a pair of them. */
+typedef float fc_wv_f32 __attribute__((vector_size(64)));
+typedef int32_t fc_wi_f32 __attribute__((vector_size(64)));
+typedef double fc_wv_f64 __attribute__((vector_size(64)));
+typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
+#define FC_WVL ((int64_t)(sizeof(FC_WV) / sizeof(T))) /* lanes of FC_WV */
+
 #define T float
 #define FC_SUF _f32
 #define FC_BS(kt) (&(kt)->s)
+#define FC_WV fc_wv_f32
+#define FC_WI fc_wi_f32
+#define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
 #include "winograd_impl.inc"
 #undef T
 #undef FC_SUF
 #undef FC_BS
+#undef FC_WV
+#undef FC_WI
+#undef FC_WEVEN
 
 #define T double
 #define FC_SUF _f64
 #define FC_BS(kt) (&(kt)->d)
+#define FC_WV fc_wv_f64
+#define FC_WI fc_wi_f64
+#define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}
 #include "winograd_impl.inc"

@@ -29,6 +29,20 @@ for algo in ("im2col", "direct"):
     err = np.abs(fastconv.conv2d(x, w, padding=1, algo=algo) - ref).max()
     assert err < 1e-4, (algo, err)
 assert fastconv.max_pool2d(x, 2).shape == (2, 3, 4, 4)
+# Winograd's transforms are target_clones: here their baseline clone runs
+xw = rng.standard_normal((2, 32, 9, 10)).astype(np.float32)
+ww = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+g = rng.standard_normal((2, 64, 9, 10)).astype(np.float32)
+for grad in ("forward", "input", "weight"):
+    assert fastconv.conv2d_algo(ww.shape, padding=1, grad=grad) == "winograd", grad
+wino = fastconv._ops.conv2d_forward(xw, ww, None, (1, 1), (1, 1), (1, 1), 1, False,
+                                    fastconv._ops.ALGO_WINOGRAD, 1)
+direct = fastconv.conv2d(xw, ww, padding=1, algo="direct")
+assert np.abs(wino - direct).max() < 1e-4 * np.abs(direct).max()
+gx, gw, _ = fastconv.conv2d_backward(g, xw, ww, padding=1)
+rx, rw, _ = fastconv.conv2d_backward(g, xw, ww, padding=1, algo="im2col")
+assert np.abs(gx - rx).max() < 1e-4 * np.abs(rx).max()
+assert np.abs(gw - rw).max() < 1e-4 * np.abs(rw).max()
 print("ok")
 """
 
