@@ -115,8 +115,10 @@ typedef struct {
     const char *name;
     fc_blocking s;          /* float */
     fc_ukr_f32 sgemm_ukr;
+    fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
     fc_blocking d;          /* double */
     fc_ukr_f64 dgemm_ukr;
+    fc_ukr_f64 dgemm_ukr_half;
     fc_direct_f32 sconv_direct;
     fc_direct_width sconv_direct_width;
     fc_direct_bwd_w_f32 sconv_direct_bwd_w;

@@ -2,29 +2,50 @@
 #include <string.h>
 #include "../internal.h"
 
+/* Eight-lane vectors of T (GCC's generic vectors, lowered by each target clone) and
+ * the perfect-shuffle selectors that transpose 8 x 8 blocks in fc_pack_a. */
+typedef float fc_pv_f32 __attribute__((vector_size(32)));
+typedef int32_t fc_pi_f32 __attribute__((vector_size(32)));
+typedef double fc_pv_f64 __attribute__((vector_size(64)));
+typedef int64_t fc_pi_f64 __attribute__((vector_size(64)));
+#define FC_PLO {0, 8, 1, 9, 2, 10, 3, 11}
+#define FC_PHI {4, 12, 5, 13, 6, 14, 7, 15}
+
 #define T float
+#define FC_PV fc_pv_f32
+#define FC_PI fc_pi_f32
 #define FC_SUF _f32
 #define FC_BS(kt) (&(kt)->s)
 #define FC_UKR(kt) ((kt)->sgemm_ukr)
+#define FC_UKR_HALF(kt) ((kt)->sgemm_ukr_half)
 #define FC_UKR_T fc_ukr_f32
 #include "gemm_impl.inc"
 #undef T
 #undef FC_SUF
 #undef FC_BS
 #undef FC_UKR
+#undef FC_UKR_HALF
 #undef FC_UKR_T
+#undef FC_PV
+#undef FC_PI
 
 #define T double
+#define FC_PV fc_pv_f64
+#define FC_PI fc_pi_f64
 #define FC_SUF _f64
 #define FC_BS(kt) (&(kt)->d)
 #define FC_UKR(kt) ((kt)->dgemm_ukr)
+#define FC_UKR_HALF(kt) ((kt)->dgemm_ukr_half)
 #define FC_UKR_T fc_ukr_f64
 #include "gemm_impl.inc"
 #undef T
 #undef FC_SUF
 #undef FC_BS
 #undef FC_UKR
+#undef FC_UKR_HALF
 #undef FC_UKR_T
+#undef FC_PV
+#undef FC_PI
 
 fc_status fc_sgemm(int64_t M, int64_t N, int64_t K, const float *a, int64_t rsa, int64_t csa,
                    const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,

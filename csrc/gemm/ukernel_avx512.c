@@ -15,8 +15,12 @@
                      int64_t ldc, int accumulate)                                             \
     {                                                                                         \
         V t[8];                                                                               \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) t[i] = FC_MM(setzero_, P)();     \
-        for (int64_t k = 0; k < kc; k++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
+            t[i] = FC_MM(setzero_, P)();                                                      \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                           \
+            _mm_prefetch((const char *)(c + i * ldc + L - 1), _MM_HINT_T0);                   \
+        }                                                                                     \
+        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
             const V b0 = FC_MM(loadu_, P)(b);                                                 \
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
                 t[i] = FC_MM(fmadd_, P)(FC_MM(set1_, P)(a[i]), b0, t[i]);                     \
@@ -33,6 +37,33 @@
 
 FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x16__avx512, float, __m512, 16, ps)
 FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x8__avx512, double, __m512d, 8, pd)
+
+/* The half-width kernels for a last panel of at most NR/2 columns: 8 x NR/2 with one
+ * ymm row of B per k step, B's rows still NR apart (the packed panel). */
+#define FC_M256(op, P) FC_CAT3(_mm256_, op, P)
+#define FC_AVX512_UKERNEL_HALF(NAME, T, V, L, P)                                              \
+    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
+                     int64_t ldc, int accumulate)                                             \
+    {                                                                                         \
+        V t[8];                                                                               \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) t[i] = FC_M256(setzero_, P)();   \
+        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
+            const V b0 = FC_M256(loadu_, P)(b);                                               \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
+                t[i] = FC_M256(fmadd_, P)(FC_M256(set1_, P)(a[i]), b0, t[i]);                 \
+            a += 8;                                                                           \
+            b += 2 * L;                                                                       \
+        }                                                                                     \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
+            T *ci = c + i * ldc;                                                              \
+            if (accumulate)                                                                   \
+                t[i] = FC_M256(add_, P)(FC_M256(loadu_, P)(ci), t[i]);                        \
+            FC_M256(storeu_, P)(ci, t[i]);                                                    \
+        }                                                                                     \
+    }
+
+FC_AVX512_UKERNEL_HALF(fc_sgemm_ukernel_8x8__avx512, float, __m256, 8, ps)
+FC_AVX512_UKERNEL_HALF(fc_dgemm_ukernel_8x4__avx512, double, __m256d, 4, pd)
 
 void fc_sconv2d_direct__avx512(const fc_conv2d_geom *g, float *out, const float *xp,
                                int64_t rows, int64_t WP, const float *weight, const float *bias,
@@ -61,8 +92,10 @@ const fc_kernels fc_kernels__avx512 = {
     .name = "avx512",
     .s = {.mr = 8, .nr = 16, .kc = 256, .mc = 240, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_8x16__avx512,
+    .sgemm_ukr_half = fc_sgemm_ukernel_8x8__avx512,
     .d = {.mr = 8, .nr = 8, .kc = 256, .mc = 120, .nc = 1024},
     .dgemm_ukr = fc_dgemm_ukernel_8x8__avx512,
+    .dgemm_ukr_half = fc_dgemm_ukernel_8x4__avx512,
     .sconv_direct = fc_sconv2d_direct__avx512,
     .sconv_direct_width = fc_sconv2d_direct__avx512_width,
     .sconv_direct_bwd_w = fc_sconv2d_direct__avx512_bwd_w,
