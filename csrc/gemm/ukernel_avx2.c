@@ -14,9 +14,12 @@
                      int64_t ldc, int accumulate)                                             \
     {                                                                                         \
         V t[6][2];                                                                            \
-        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)                                  \
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                                \
             t[i][0] = t[i][1] = FC_MM(setzero_, P)();                                         \
-        for (int64_t k = 0; k < kc; k++) {                                                    \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                           \
+            _mm_prefetch((const char *)(c + i * ldc + 2 * L - 1), _MM_HINT_T0);               \
+        }                                                                                     \
+        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
             const V b0 = FC_MM(loadu_, P)(b);                                                 \
             const V b1 = FC_MM(loadu_, P)(b + L);                                             \
             _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                            \
