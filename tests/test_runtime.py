@@ -348,7 +348,7 @@ def test_python_threads_concurrent(default_threads):
 
 # ----------------------------------------------------------------- GEMM
 
-GEMM_SIZES = (1, 5, 17, 24, 130, 300)  # 24: a last panel exactly half full
+GEMM_SIZES = (1, 5, 12, 17, 24, 130, 300)  # 24 (float), 12 (double): a last panel half full
 
 
 def _gemm_operands(M, N, K, dtype, seed):
