@@ -6,64 +6,41 @@
 #include <immintrin.h>
 #include "../internal.h"
 
-/* One kernel body for both dtypes: V is the vector type, L its lanes (= NR),
- * P the intrinsic suffix (ps/pd). */
+/* One kernel body for both dtypes and both widths: V is the vector type, L its lanes,
+ * W the intrinsic prefix (_mm512_ or _mm256_), P the suffix (ps/pd), BS the distance
+ * between B's rows (NR). The full kernels are 8 x NR with L = NR; the half-width ones,
+ * for a last panel of at most NR/2 columns, are 8 x NR/2 with ymm rows of B read from
+ * the same NR-wide packed panel. */
 #define FC_CAT3(a, b, c) a##b##c
-#define FC_MM(op, P) FC_CAT3(_mm512_, op, P)
-#define FC_AVX512_UKERNEL(NAME, T, V, L, P)                                                   \
+#define FC_AVX512_UKERNEL(NAME, T, V, L, W, P, BS)                                            \
     static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
                      int64_t ldc, int accumulate)                                             \
     {                                                                                         \
         V t[8];                                                                               \
         _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
-            t[i] = FC_MM(setzero_, P)();                                                      \
+            t[i] = FC_CAT3(W, setzero_, P)();                                                 \
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                           \
             _mm_prefetch((const char *)(c + i * ldc + L - 1), _MM_HINT_T0);                   \
         }                                                                                     \
         _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
-            const V b0 = FC_MM(loadu_, P)(b);                                                 \
+            const V b0 = FC_CAT3(W, loadu_, P)(b);                                            \
             _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
-                t[i] = FC_MM(fmadd_, P)(FC_MM(set1_, P)(a[i]), b0, t[i]);                     \
+                t[i] = FC_CAT3(W, fmadd_, P)(FC_CAT3(W, set1_, P)(a[i]), b0, t[i]);           \
             a += 8;                                                                           \
-            b += L;                                                                           \
+            b += BS;                                                                          \
         }                                                                                     \
         _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
             T *ci = c + i * ldc;                                                              \
             if (accumulate)                                                                   \
-                t[i] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci), t[i]);                            \
-            FC_MM(storeu_, P)(ci, t[i]);                                                      \
+                t[i] = FC_CAT3(W, add_, P)(FC_CAT3(W, loadu_, P)(ci), t[i]);                  \
+            FC_CAT3(W, storeu_, P)(ci, t[i]);                                                 \
         }                                                                                     \
     }
 
-FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x16__avx512, float, __m512, 16, ps)
-FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x8__avx512, double, __m512d, 8, pd)
-
-/* The half-width kernels for a last panel of at most NR/2 columns: 8 x NR/2 with one
- * ymm row of B per k step, B's rows still NR apart (the packed panel). */
-#define FC_M256(op, P) FC_CAT3(_mm256_, op, P)
-#define FC_AVX512_UKERNEL_HALF(NAME, T, V, L, P)                                              \
-    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
-                     int64_t ldc, int accumulate)                                             \
-    {                                                                                         \
-        V t[8];                                                                               \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) t[i] = FC_M256(setzero_, P)();   \
-        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
-            const V b0 = FC_M256(loadu_, P)(b);                                               \
-            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                              \
-                t[i] = FC_M256(fmadd_, P)(FC_M256(set1_, P)(a[i]), b0, t[i]);                 \
-            a += 8;                                                                           \
-            b += 2 * L;                                                                       \
-        }                                                                                     \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                                \
-            T *ci = c + i * ldc;                                                              \
-            if (accumulate)                                                                   \
-                t[i] = FC_M256(add_, P)(FC_M256(loadu_, P)(ci), t[i]);                        \
-            FC_M256(storeu_, P)(ci, t[i]);                                                    \
-        }                                                                                     \
-    }
-
-FC_AVX512_UKERNEL_HALF(fc_sgemm_ukernel_8x8__avx512, float, __m256, 8, ps)
-FC_AVX512_UKERNEL_HALF(fc_dgemm_ukernel_8x4__avx512, double, __m256d, 4, pd)
+FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x16__avx512, float, __m512, 16, _mm512_, ps, 16)
+FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x8__avx512, double, __m512d, 8, _mm512_, pd, 8)
+FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x8__avx512, float, __m256, 8, _mm256_, ps, 16)
+FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x4__avx512, double, __m256d, 4, _mm256_, pd, 8)
 
 void fc_sconv2d_direct__avx512(const fc_conv2d_geom *g, float *out, const float *xp,
                                int64_t rows, int64_t WP, const float *weight, const float *bias,
