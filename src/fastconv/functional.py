@@ -321,8 +321,9 @@ def max_pool2d_backward(grad_out, indices, input_shape):
 
     Each ``grad_out`` value is added to the input position its window's maximum came
     from (``indices``, as returned with ``return_indices=True``); overlapping windows
-    accumulate. Indices outside ``[0, H*W)`` raise ValueError before anything is
-    written.
+    accumulate. An index outside ``[0, H*W)`` raises ValueError naming the first one
+    (the kernel checks each index as it reads it; the partly written gradient is
+    dropped, and no array of the caller is written).
 
     Parameters
     ----------
