@@ -356,3 +356,23 @@ def test_conv2d_argument_cache_keeps_every_check():
                 fastconv.conv2d(x, w, b, stride=bad, padding=1)
         with pytest.raises(ValueError, match="algo"):
             fastconv.conv2d(x, w, b, padding=1, algo="winograd")
+
+
+def test_conv2d_geometry_cache_answers_only_what_was_checked():
+    """Output sizes are cached per (shapes, stride, padding, dilation, groups); a new
+    shape or geometry is checked again, and a bad one raises on every call."""
+    x, w, b = make_inputs(CASES["basic_3x3"], np.float32)
+    N, C, H, W = x.shape
+    for _ in range(2):
+        assert fastconv.conv2d(x, w, b, padding=1).shape == (N, w.shape[0], H, W)
+        assert fastconv.conv2d(x, w, b).shape == (N, w.shape[0], H - 2, W - 2)
+        small = np.ascontiguousarray(x[:, :, :2, :2])
+        with pytest.raises(ValueError, match="kernel"):
+            fastconv.conv2d(small, w, b)        # the same arguments, an input too small
+        with pytest.raises(ValueError, match="kernel"):
+            fastconv.conv2d(x, w, b, dilation=H)  # the same shapes, a window too wide
+        gx, gw, gb = fastconv.conv2d_backward(np.ones((N, w.shape[0], H, W), np.float32),
+                                              x, w, padding=1)
+        assert gx.shape == x.shape and gw.shape == w.shape
+        with pytest.raises(ValueError):
+            fastconv.conv2d_backward(np.ones((N, w.shape[0], H, W), np.float32), x, w)

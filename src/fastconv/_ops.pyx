@@ -253,6 +253,34 @@ def conv2d_geometry(x_shape, w_shape, tuple stride, tuple padding, tuple dilatio
     return OH, OW
 
 
+cdef dict _geometry_cache = {}
+
+
+cdef bint _exact_ints(tuple t):
+    for v in t:
+        if type(v) is not int:
+            return False
+    return True
+
+
+cdef tuple _geometry(tuple x_shape, tuple w_shape, tuple stride, tuple padding,
+                     tuple dilation, object groups, bint same, str fn):
+    """conv2d_geometry, answered from a cache for arguments already checked once. Only
+    plain ints are cached (True == 1 must not skip the check that rejects bools), and
+    only results: a bad call raises every time."""
+    if not (type(groups) is int and _exact_ints(stride) and _exact_ints(padding)
+            and _exact_ints(dilation)):
+        return conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, same, fn)
+    key = (x_shape, w_shape, stride, padding, dilation, groups, same)
+    hit = _geometry_cache.get(key)
+    if hit is None:
+        hit = conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, same, fn)
+        if len(_geometry_cache) >= 1024:
+            _geometry_cache.clear()
+        _geometry_cache[key] = hit
+    return hit
+
+
 cdef fc_conv2d_geom _conv_geom(tuple x_shape, tuple w_shape, tuple stride, tuple padding,
                                tuple dilation, object groups, int64_t OH, int64_t OW):
     """The C geometry of a convolution already checked by conv2d_geometry."""
@@ -282,7 +310,8 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, tuple dilation,
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},) to match "
                              f"weight.shape[0], got {bias.shape}")
-    OH, OW = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups, same)
+    OH, OW = _geometry(x.shape, weight.shape, stride, padding, dilation, groups, same,
+                       "conv2d")
     oshape = (x.shape[0], weight.shape[0], OH, OW)
     _check_elems("conv2d", oshape)
     if out is None:
@@ -347,7 +376,7 @@ def conv2d_backward(grad_out, x, weight, tuple stride, tuple padding, tuple dila
     weight = _array(fn, "weight", weight, 4, "(OC, C/groups, KH, KW)")  # IN
     _same_dtype(fn, "weight", weight, x, "x")
     _same_dtype(fn, "grad_out", grad_out, x, "x")
-    OH, OW = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups, same, fn)
+    OH, OW = _geometry(x.shape, weight.shape, stride, padding, dilation, groups, same, fn)
     expected = (x.shape[0], weight.shape[0], OH, OW)
     if grad_out.shape != expected:
         raise ValueError(f"{fn}: grad_out must have the forward output's shape {expected} "
