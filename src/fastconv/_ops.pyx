@@ -266,8 +266,9 @@ cdef bint _exact_ints(tuple t):
 cdef tuple _geometry(tuple x_shape, tuple w_shape, tuple stride, tuple padding,
                      tuple dilation, object groups, bint same, str fn):
     """conv2d_geometry, answered from a cache for arguments already checked once. Only
-    plain ints are cached (True == 1 must not skip the check that rejects bools), and
-    only results: a bad call raises every time."""
+    plain ints are cached, so an argument of another type (True, 1.0, an np.int64,
+    which compare equal to an int) is always checked as given; and only results are
+    cached, so a bad call raises every time."""
     if not (type(groups) is int and _exact_ints(stride) and _exact_ints(padding)
             and _exact_ints(dilation)):
         return conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, same, fn)
