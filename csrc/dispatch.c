@@ -72,6 +72,16 @@ int fc_openmp_enabled(void)
 #endif
 }
 
+double fc_compute_min_flops = 2e7;
+
+double fc_parallel_min_flops(double flops)
+{
+    const double before = fc_compute_min_flops;
+    if (flops >= 0)
+        fc_compute_min_flops = flops;
+    return before;
+}
+
 int fc_max_threads(void)
 {
 #ifdef _OPENMP

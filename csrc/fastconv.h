@@ -48,6 +48,11 @@ const char *fc_simd_name(int level);
 int fc_openmp_enabled(void);
 /* omp_get_max_threads(), or 1 without OpenMP. */
 int fc_max_threads(void);
+/* Convolutions and GEMMs of fewer flops than this run on one thread (default 2e7:
+ * waking a team costs tens of microseconds per parallel region on a virtual machine,
+ * more than a smaller call saves). Sets it when flops >= 0; returns the value before.
+ * Not thread-safe with respect to running kernels: call it at start-up or in tests. */
+double fc_parallel_min_flops(double flops);
 
 /* Output size of one spatial dimension of a convolution or pooling window.
  *   out = floor_or_ceil((in + 2*pad - dil*(k-1) - 1) / stride) + 1

@@ -154,6 +154,19 @@ static inline int fc_threads_for(double flops, int nt)
     return (nt < 1 || flops < FC_PARALLEL_MIN_FLOPS) ? 1 : nt;
 }
 
+/* The same for a whole convolution or GEMM, against fc_parallel_min_flops (dispatch.c). */
+extern double fc_compute_min_flops;
+static inline int fc_threads_for_compute(double flops, int nt)
+{
+    return (nt < 1 || flops < fc_compute_min_flops) ? 1 : nt;
+}
+
+/* Nominal flops of a convolution: 2 per multiply-add of the direct sums. */
+static inline double fc_conv2d_geom_flops(const fc_conv2d_geom *g)
+{
+    return 2.0 * g->N * g->OC * g->OH * g->OW * (g->C / g->G) * g->KH * g->KW;
+}
+
 /* Type-generic code (*.inc) is written once and included per dtype with
  * T, FC_SUF (_f32/_f64), FC_BS(kt) and FC_UKR(kt) defined. */
 #define FC_CAT_(a, b) a##b

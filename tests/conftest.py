@@ -27,6 +27,23 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("simd", levels, indirect=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def parallel_paths_at_every_size():
+    """Convolutions and GEMMs below fastconv's parallel threshold (2e7 flops) run on
+    one thread; the tests' shapes are small, so the threshold is lifted for the whole
+    session and every multi-thread test runs the parallel paths."""
+    try:
+        from fastconv import _ops
+    except ImportError:
+        yield
+        return
+    previous = _ops.parallel_min_flops(0)
+    try:
+        yield
+    finally:
+        _ops.parallel_min_flops(previous)
+
+
 @pytest.fixture
 def simd(request):
     """Switch fastconv to one SIMD kernel set for the test (parametrized over all)."""

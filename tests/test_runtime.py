@@ -407,3 +407,38 @@ def test_gemm_bad_arguments():
         _ops.matmul(a, np.ones((4, 2), np.float32), 1)
     with pytest.raises(ValueError, match=r"matmul: a must have 2 dimensions \(M, K\), got 1"):
         _ops.matmul(np.ones(3), np.ones((3, 2)), 1)
+
+
+def test_small_calls_run_on_one_thread_and_give_the_same_bits():
+    """Below fastconv's parallel threshold a convolution or GEMM runs on one thread
+    (a team's wake-up costs more than it saves there); the result is the same either
+    way. The session's tests lift the threshold (conftest); here it is set back."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 32, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    a = rng.standard_normal((64, 96)).astype(np.float32)
+    b = rng.standard_normal((96, 80)).astype(np.float32)
+    lifted = _ops.parallel_min_flops()
+    assert lifted == 0
+    previous_threads = fastconv.get_num_threads()
+    results = {}
+    try:
+        for threshold in (2e7, 0):
+            _ops.parallel_min_flops(threshold)
+            assert _ops.parallel_min_flops() == threshold
+            for nt in (1, 2):
+                fastconv.set_num_threads(nt)
+                results[threshold, nt] = (fastconv.conv2d(x, w, padding=1),
+                                          fastconv.conv2d_backward(
+                                              np.ones((1, 64, 14, 14), np.float32), x, w,
+                                              padding=1),
+                                          _ops.matmul(a, b, nt))
+    finally:
+        _ops.parallel_min_flops(lifted)
+        fastconv.set_num_threads(previous_threads)
+    first = results[2e7, 1]
+    for key, res in results.items():
+        assert np.array_equal(res[0], first[0]), key
+        for got, want in zip(res[1], first[1]):
+            assert np.array_equal(got, want), key
+        assert np.array_equal(res[2], first[2]), key

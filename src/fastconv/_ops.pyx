@@ -60,6 +60,13 @@ def max_threads():
     return fc_max_threads()
 
 
+def parallel_min_flops(flops=None):
+    """The flops below which a convolution or GEMM runs on one thread; sets it when
+    flops is given (tests use 0 so that every shape runs its parallel paths). Returns
+    the value before."""
+    return fc_parallel_min_flops(-1.0 if flops is None else float(flops))
+
+
 def build_info():
     """How the extension was compiled: {'compiler', 'cflags', 'isa_cflags'}."""
     import json
