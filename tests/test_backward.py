@@ -699,6 +699,54 @@ def test_conv2d_backward_bit_identical_with_capped_partial_sums(dtype, algo):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_conv2d_backward_im2col_weight_split_by_rows_or_by_images(dtype, kernel):
+    """A batch of at most 16 small images: the im2col weight gradient adds the images'
+    products to dweight in order, with the team split over the output channels (1, 2
+    and 3 threads: 256 channels are enough rows) or, with more threads than that
+    suits (7), over the images into partial sums; both give the same bits."""
+    case = {"id": "rows_or_images", "x": (5, 24, 9, 9), "w": (256, 24, kernel, kernel),
+            "stride": (1, 1), "padding": (kernel // 2, kernel // 2), "dilation": (1, 1),
+            "groups": 1}
+    gout, x, w = make_inputs(case, dtype)
+    previous = fastconv.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 7):
+            fastconv.set_num_threads(n)
+            results.append(fastconv.conv2d_backward(gout, x, w, **conv_kwargs(case),
+                                                    algo="im2col"))
+    finally:
+        fastconv.set_num_threads(previous)
+    for res in results[1:]:
+        for a, ref in zip(res, results[0]):
+            assert np.array_equal(a, ref)
+    check_grads(case, results[0], gout, x, w, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_conv2d_backward_im2col_weight_many_images_or_big_images(dtype):
+    """Past 16 images, or past one GEMM depth block of pixels, the weight gradient
+    keeps its per-chunk partial sums: right, and the same bits for 1 and 2 threads."""
+    for x_shape in ((19, 16, 8, 8), (3, 16, 20, 20)):
+        case = {"id": "partial", "x": x_shape, "w": (128, 16, 1, 1), "stride": (1, 1),
+                "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+        gout, x, w = make_inputs(case, dtype)
+        previous = fastconv.get_num_threads()
+        try:
+            results = []
+            for n in (1, 2):
+                fastconv.set_num_threads(n)
+                results.append(fastconv.conv2d_backward(gout, x, w, **conv_kwargs(case),
+                                                        algo="im2col"))
+        finally:
+            fastconv.set_num_threads(previous)
+        for a, ref in zip(results[1], results[0]):
+            assert np.array_equal(a, ref)
+        check_grads(case, results[0], gout, x, w, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_pool_relu_linear_backward_bit_identical_across_threads(dtype, simd):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 7, 13, 11)).astype(dtype)
