@@ -37,6 +37,9 @@ CASES = {
     # more input channels than one packed panel's depth (KC = 256)
     "deep_300": ((1, 300, 5, 6), (9, 300, 3, 3), (1, 1), 1),
     "many_tiles": ((3, 16, 30, 26), (24, 16, 3, 3), (1, 1), 1),
+    # blocks of 144 tiles (the cache target of 320 channels) over rows of 14 tiles:
+    # a block starts and ends inside a tile row; odd output height and width
+    "blocks_inside_rows": ((1, 160, 25, 27), (160, 160, 3, 3), (1, 1), 1),
 }
 
 
@@ -110,6 +113,18 @@ def test_same_bits_for_any_thread_count(layer):
     for nt in (2, 3, 5):
         assert np.array_equal(wino_forward(x, w, b, pad, 1, threads=nt), out1)
         assert np.array_equal(wino_grad_x(gout, x, w, pad, 1, threads=nt), gx1)
+
+
+def test_same_bits_for_any_block_split():
+    """The thread count changes the blocks of tiles (and where inside a tile row they
+    start); the outputs and input gradients keep their bits."""
+    x, w, gout, padding, groups = backward_inputs("blocks_inside_rows", np.float32, seed=3)
+    b = np.random.default_rng(4).standard_normal(w.shape[0]).astype(np.float32)
+    out1 = wino_forward(x, w, b, padding, groups, threads=1)
+    gx1 = wino_grad_x(gout, x, w, padding, groups, threads=1)
+    for nt in (2, 3, 4, 7):
+        assert np.array_equal(wino_forward(x, w, b, padding, groups, threads=nt), out1)
+        assert np.array_equal(wino_grad_x(gout, x, w, padding, groups, threads=nt), gx1)
 
 
 @pytest.mark.parametrize("where", ["x_inf", "x_nan", "w_inf", "w_nan", "bias_inf", "overflow"])
