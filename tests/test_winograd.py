@@ -40,6 +40,8 @@ CASES = {
     # blocks of 144 tiles (the cache target of 320 channels) over rows of 14 tiles:
     # a block starts and ends inside a tile row; odd output height and width
     "blocks_inside_rows": ((1, 160, 25, 27), (160, 160, 3, 3), (1, 1), 1),
+    # groups with blocks that split tile rows once the team splits the work
+    "groups2_blocks": ((2, 32, 17, 13), (48, 16, 3, 3), (1, 1), 2),
 }
 
 
@@ -115,10 +117,11 @@ def test_same_bits_for_any_thread_count(layer):
         assert np.array_equal(wino_grad_x(gout, x, w, pad, 1, threads=nt), gx1)
 
 
-def test_same_bits_for_any_block_split():
+@pytest.mark.parametrize("case", ["blocks_inside_rows", "groups2_blocks"])
+def test_same_bits_for_any_block_split(case):
     """The thread count changes the blocks of tiles (and where inside a tile row they
     start); the outputs and input gradients keep their bits."""
-    x, w, gout, padding, groups = backward_inputs("blocks_inside_rows", np.float32, seed=3)
+    x, w, gout, padding, groups = backward_inputs(case, np.float32, seed=3)
     b = np.random.default_rng(4).standard_normal(w.shape[0]).astype(np.float32)
     out1 = wino_forward(x, w, b, padding, groups, threads=1)
     gx1 = wino_grad_x(gout, x, w, padding, groups, threads=1)
