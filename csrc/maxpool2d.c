@@ -6,49 +6,93 @@
 /* Planes per work item: enough input that scheduling costs nothing next to it. */
 #define FC_POOL_ITEM_ELEMS 16384
 
-/* 2x2 windows at stride 2 without dilation, all inside the image. The same result as
- * the general loop (the first maximum in row-major order; with NaN, the last NaN),
- * computed without data-dependent branches: the winning tap is unpredictable, and a
- * mispredicted branch per window costs more than the window. */
-#define FC_MAXPOOL_2X2_DEFINE(T, SUF)                                                         \
+/* 2x2 windows at stride 2 without dilation, all inside the image (2*OW <= W). The same
+ * result as the general loop: the taps a = r0[2ow], b = r0[2ow+1], c = r1[2ow],
+ * d = r1[2ow+1] are taken in row-major order and a later one replaces the running
+ * maximum when it is greater or NaN, which keeps the first maximum and, with NaN, the
+ * last NaN. Written with 16-byte vectors of L outputs (this file is built for the
+ * baseline ISA, where that is SSE2) and selects, not branches: the winning tap is
+ * unpredictable. A row of OW >= L outputs is cut into vectors from the left, the last
+ * one starting at OW - L and overlapping its neighbour (the shared outputs are
+ * computed by the same operations, so both write the same bits); rows narrower than L
+ * take the scalar loop. Every read stays inside the two input rows: the last vector
+ * reads up to column 2*OW - 1 < W. */
+#define FC_MAXPOOL_2X2_DEFINE(T, SUF, L, MI, EVEN, ODD)                                      \
+    typedef T fc_pool_v##SUF __attribute__((vector_size(16)));                               \
+    typedef T fc_pool_uv##SUF __attribute__((vector_size(16), aligned(sizeof(T)), may_alias)); \
+    typedef MI fc_pool_m##SUF __attribute__((vector_size(16)));                              \
+    typedef int64_t fc_pool_i##SUF __attribute__((vector_size(8 * L)));                      \
+    typedef int64_t fc_pool_ui##SUF                                                          \
+        __attribute__((vector_size(8 * L), aligned(8), may_alias));                          \
     static void fc_maxpool_2x2##SUF(T *restrict dst, int64_t *restrict idx,                   \
                                     const T *restrict src, int64_t W, int64_t OH, int64_t OW) \
     {                                                                                         \
-        if (idx == NULL) { /* values only: selects that vectorize */                         \
-            for (int64_t oh = 0; oh < OH; oh++) {                                             \
-                const T *r0 = src + 2 * oh * W, *r1 = r0 + W;                                 \
-                for (int64_t ow = 0; ow < OW; ow++) {                                         \
-                    T m = r0[2 * ow];                                                         \
-                    const T b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];           \
-                    m = (b > m || b != b) ? b : m;                                            \
-                    m = (c > m || c != c) ? c : m;                                            \
-                    m = (d > m || d != d) ? d : m;                                            \
-                    dst[oh * OW + ow] = m;                                                    \
-                }                                                                             \
-            }                                                                                 \
-            return;                                                                           \
-        }                                                                                     \
+        typedef fc_pool_v##SUF V;                                                             \
+        typedef fc_pool_m##SUF M;                                                             \
+        const M even = EVEN, odd = ODD;                                                       \
+        fc_pool_i##SUF lane2 = {0};                                                           \
+        for (int l = 0; l < L; l++)                                                           \
+            lane2[l] = 2 * l;                                                                 \
         for (int64_t oh = 0; oh < OH; oh++) {                                                 \
             const T *r0 = src + 2 * oh * W, *r1 = r0 + W;                                     \
-            for (int64_t ow = 0; ow < OW; ow++) {                                             \
-                const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1]; \
-                const T ab = b > a ? b : a, cd = d > c ? d : c;                               \
-                T m = cd > ab ? cd : ab;                                                      \
-                /* first tap equal to the maximum */                                          \
-                const int64_t ia = a == m, ib = !ia & (b == m), ic = !(ia | ib) & (c == m);   \
-                int64_t k = ib + ic * W + !(ia | ib | ic) * (W + 1);                          \
-                const int64_t na = a != a, nb = b != b, nc = c != c, nd = d != d;             \
-                if (na | nb | nc | nd) { /* rare: NaN wins, the last one */                   \
-                    k = nd ? W + 1 : nc ? W : nb ? 1 : 0;                                     \
-                    m = nd ? d : nc ? c : nb ? b : a;                                         \
+            T *drow = dst + oh * OW;                                                          \
+            if (OW < L) {                                                                     \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    T m = r0[2 * ow];                                                         \
+                    int64_t k = 0;                                                            \
+                    const T b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];           \
+                    if (b > m || b != b) {                                                    \
+                        m = b;                                                                \
+                        k = 1;                                                                \
+                    }                                                                         \
+                    if (c > m || c != c) {                                                    \
+                        m = c;                                                                \
+                        k = W;                                                                \
+                    }                                                                         \
+                    if (d > m || d != d) {                                                    \
+                        m = d;                                                                \
+                        k = W + 1;                                                            \
+                    }                                                                         \
+                    drow[ow] = m;                                                             \
+                    if (idx)                                                                  \
+                        idx[oh * OW + ow] = 2 * oh * W + 2 * ow + k;                          \
                 }                                                                             \
-                dst[oh * OW + ow] = m;                                                        \
-                idx[oh * OW + ow] = 2 * oh * W + 2 * ow + k;                                  \
+                continue;                                                                     \
+            }                                                                                 \
+            for (int64_t ow = 0;; ow += L) {                                                  \
+                if (ow > OW - L)                                                              \
+                    ow = OW - L;                                                              \
+                const V p0 = *(const fc_pool_uv##SUF *)(r0 + 2 * ow);                         \
+                const V p1 = *(const fc_pool_uv##SUF *)(r0 + 2 * ow + L);                     \
+                const V q0 = *(const fc_pool_uv##SUF *)(r1 + 2 * ow);                         \
+                const V q1 = *(const fc_pool_uv##SUF *)(r1 + 2 * ow + L);                     \
+                const V b = __builtin_shuffle(p0, p1, odd), c = __builtin_shuffle(q0, q1, even); \
+                const V d = __builtin_shuffle(q0, q1, odd);                                   \
+                V m = __builtin_shuffle(p0, p1, even);                                        \
+                M k = {0}, s;                                                                 \
+                s = (b > m) | (b != b);                                                       \
+                m = (V)((s & (M)b) | (~s & (M)m));                                            \
+                k = (s & 1) | (~s & k);                                                       \
+                s = (c > m) | (c != c);                                                       \
+                m = (V)((s & (M)c) | (~s & (M)m));                                            \
+                k = (s & (MI)W) | (~s & k);                                                   \
+                s = (d > m) | (d != d);                                                       \
+                m = (V)((s & (M)d) | (~s & (M)m));                                            \
+                k = (s & (MI)(W + 1)) | (~s & k);                                             \
+                *(fc_pool_uv##SUF *)(drow + ow) = m;                                          \
+                if (idx)                                                                      \
+                    *(fc_pool_ui##SUF *)(idx + oh * OW + ow) =                                \
+                        __builtin_convertvector(k, fc_pool_i##SUF) + lane2                    \
+                        + (2 * oh * W + 2 * ow);                                              \
+                if (ow == OW - L)                                                             \
+                    break;                                                                    \
             }                                                                                 \
         }                                                                                     \
     }
-FC_MAXPOOL_2X2_DEFINE(float, _f32)
-FC_MAXPOOL_2X2_DEFINE(double, _f64)
+FC_MAXPOOL_2X2_DEFINE(float, _f32, 4, int32_t, ((fc_pool_m_f32){0, 2, 4, 6}),
+                      ((fc_pool_m_f32){1, 3, 5, 7}))
+FC_MAXPOOL_2X2_DEFINE(double, _f64, 2, int64_t, ((fc_pool_m_f64){0, 2}),
+                      ((fc_pool_m_f64){1, 3}))
 
 #define FC_MAXPOOL_DEFINE(T, SUF)                                                             \
     fc_status fc_maxpool2d_forward##SUF(T *out, int64_t *argmax, const T *inp,                \
@@ -62,7 +106,7 @@ FC_MAXPOOL_2X2_DEFINE(double, _f64)
          * own loop without bounds or window loops. */                                        \
         const int k2s2 = g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PH == 0   \
                          && g->PW == 0 && g->DH == 1 && g->DW == 1 && 2 * OH <= H             \
-                         && 2 * OW <= W;                                                      \
+                         && 2 * OW <= W && W < INT32_MAX; /* tap offsets fit int32 lanes */   \
         nt = fc_threads_for((double)planes * OH * OW * g->KH * g->KW * 4, nt);                \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \

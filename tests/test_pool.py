@@ -165,15 +165,22 @@ def test_max_pool2d_matches_torch(case_id, dtype, kind):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("hw, ceil_mode", [((8, 8), False), ((7, 9), False), ((7, 9), True),
-                                          ((2, 2), False)])
+                                          ((2, 2), False), ((6, 6), False), ((14, 14), False),
+                                          ((4, 31), False), ((3, 58), True)])
 def test_max_pool2d_2x2_stride2_fast_path(dtype, hw, ceil_mode):
-    """2x2 windows at stride 2 take their own loop: same values, indices, NaN and tie
-    rules as the reference (ceil_mode on odd sizes leaves it for the general loop)."""
+    """2x2 windows at stride 2 take their own loop, in vectors of outputs with the last
+    one overlapping its neighbour when the row is not a whole number of vectors (output
+    widths 1, 3, 4, 7, 15 and 29 here; narrower than a vector takes a scalar loop): same
+    values, indices, NaN and tie rules as the reference (ceil_mode on odd sizes leaves it
+    for the general loop)."""
     rng = np.random.default_rng(3)
     x = rng.integers(-2, 3, (3, 4) + hw).astype(dtype)  # many ties
+    x[rng.random(x.shape) < 0.05] = np.nan                # NaN in every lane position
     x[0, 0, 0, 1] = np.nan
     x[1, 2, 0, 0] = x[1, 2, 1, 1] = np.nan               # two NaN in one window
     x[2, 1] = -np.inf
+    x[2, 3, 0] = -0.0                                     # -0.0 ties with 0.0: first wins
+    x[2, 3, 1] = 0.0
     out, idx = fastconv.max_pool2d(x, 2, ceil_mode=ceil_mode, return_indices=True)
     ref_out, ref_idx = max_pool2d_ref(x, 2, ceil_mode=ceil_mode)
     np.testing.assert_array_equal(out, ref_out.astype(dtype))
