@@ -22,6 +22,7 @@
 #ifndef FASTCONV_H
 #define FASTCONV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -46,6 +47,9 @@ int fc_simd_get(void);
 const char *fc_simd_name(int level);
 /* 1 when the library was compiled with OpenMP. */
 int fc_openmp_enabled(void);
+/* Sets glibc malloc's mmap and trim thresholds (bytes; see workspace.c). Returns 1
+ * when set, 0 where the C library has no such setting. Call it at start-up. */
+int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold);
 /* omp_get_max_threads(), or 1 without OpenMP. */
 int fc_max_threads(void);
 /* Convolutions and GEMMs of fewer flops than this run on one thread (default 2e7:

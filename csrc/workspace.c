@@ -6,6 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* glibc's malloc serves a request above its mmap threshold (128 KiB at first) with
+ * fresh pages, and returns the top of its heap to the system once more than its trim
+ * threshold is free there. Both thresholds grow as the program frees mmapped blocks,
+ * up to 32 MiB and 64 MiB on 64-bit systems. A training step allocates and frees
+ * arrays of several MiB together, so the heap is trimmed and grown again every
+ * step and every fresh page faults (2-4 us each; more with two threads faulting at
+ * once). This sets both thresholds where glibc's own adaptation ends. Returns 1 when
+ * set, 0 when this C library has no such setting. */
+int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold)
+{
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1
+           && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
+#else
+    (void)mmap_threshold;
+    (void)trim_threshold;
+    return 0;
+#endif
+}
 
 typedef struct {
     void *ptr[FC_WS_SLOTS];

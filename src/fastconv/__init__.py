@@ -44,6 +44,36 @@ def _import_kernels():
 
 
 _ops, _WAIT_POLICY = _import_kernels()
+
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+def _keep_freed_memory():
+    """Let glibc keep freed blocks of up to 32 MiB for reuse instead of returning them.
+
+    Each layer of a network returns a fresh output array and frees the last step's. With
+    glibc's starting thresholds the heap is trimmed and grown again every step, and each
+    fresh page costs a fault (with two threads faulting at once, memory-bound layers ran
+    several times slower than on one). fastconv sets the mmap threshold to 32 MiB and the
+    trim threshold to 64 MiB, the values glibc's own adaptive thresholds end at once a
+    program has freed a 32 MiB block. A user's MALLOC_* variables or glibc.malloc
+    tunables win, and FASTCONV_MALLOC=default leaves malloc as it is. Returns the policy.
+    """
+    import os
+
+    user = [k for k in _MALLOC_ENV if k in os.environ]
+    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        user.append("GLIBC_TUNABLES")
+    if user:
+        return "from the environment: " + ", ".join(user)
+    if os.environ.get("FASTCONV_MALLOC", "") == "default":
+        return "the C library's defaults (FASTCONV_MALLOC=default)"
+    if _ops.malloc_keep(32 << 20, 64 << 20):
+        return "keep freed blocks (glibc mmap threshold 32 MiB, trim threshold 64 MiB)"
+    return "the C library's defaults (no glibc malloc)"
+
+
+_MALLOC_POLICY = _keep_freed_memory()
 from ._runtime import (
     _get_simd,
     _init_simd,
@@ -83,6 +113,7 @@ def config():
         "openmp": _openmp_enabled(),
         "num_threads": get_num_threads(),
         "omp_wait_policy": _WAIT_POLICY,
+        "malloc": _MALLOC_POLICY,
         **_ops.build_info(),
     }
 

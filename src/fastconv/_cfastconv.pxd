@@ -12,6 +12,7 @@ cdef extern from "fastconv.h" nogil:
     int fc_simd_get()
     const char *fc_simd_name(int level)
     int fc_openmp_enabled()
+    int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold)
     int fc_max_threads()
     double fc_parallel_min_flops(double flops)
     fc_status fc_out_size(int64_t inp, int64_t k, int64_t stride, int64_t pad, int64_t dil,

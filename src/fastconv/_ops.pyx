@@ -56,6 +56,11 @@ def openmp_enabled():
     return bool(fc_openmp_enabled())
 
 
+def malloc_keep(size_t mmap_threshold, size_t trim_threshold):
+    """Set glibc malloc's mmap and trim thresholds; False where there are none."""
+    return bool(fc_malloc_keep(mmap_threshold, trim_threshold))
+
+
 def max_threads():
     return fc_max_threads()
 
