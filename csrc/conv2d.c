@@ -8,6 +8,7 @@
 #define FC_BS(kt) (&(kt)->s)
 #define FC_DIRECT(kt) ((kt)->sconv_direct)
 #define FC_DIRECT_WIDTH(kt) ((kt)->sconv_direct_width)
+#define FC_DIRECT_PACK(kt) ((kt)->sconv_direct_pack)
 #define FC_DIRECT_T fc_direct_f32
 #define FC_DIRECT_BWD_W(kt) ((kt)->sconv_direct_bwd_w)
 #define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f32
@@ -19,6 +20,7 @@
 #undef FC_BS
 #undef FC_DIRECT
 #undef FC_DIRECT_WIDTH
+#undef FC_DIRECT_PACK
 #undef FC_DIRECT_T
 #undef FC_DIRECT_BWD_W
 #undef FC_DIRECT_BWD_W_T
@@ -30,6 +32,7 @@
 #define FC_BS(kt) (&(kt)->d)
 #define FC_DIRECT(kt) ((kt)->dconv_direct)
 #define FC_DIRECT_WIDTH(kt) ((kt)->dconv_direct_width)
+#define FC_DIRECT_PACK(kt) ((kt)->dconv_direct_pack)
 #define FC_DIRECT_T fc_direct_f64
 #define FC_DIRECT_BWD_W(kt) ((kt)->dconv_direct_bwd_w)
 #define FC_DIRECT_BWD_W_T fc_direct_bwd_w_f64

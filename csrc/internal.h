@@ -49,7 +49,8 @@ typedef void (*fc_ukr_f64)(int64_t kc, const double *a, const double *b, double 
  * the caller zero-padded (see direct/direct_impl.inc):
  *   out: [OC/G][OH][OW] of that image and group, xp: [C/G][rows][WP] holding padded
  *   rows oh0*SH onwards (with SW > 1 each row split into its SW phases, see
- *   direct_impl.inc), weight: [OC/G][C/G][KH][KW], bias: [OC/G] or NULL.
+ *   direct_impl.inc), weight: the group's weights as the pack function lays them out
+ *   (same size and group offsets as [OC/G][C/G][KH][KW]), bias: [OC/G] or NULL.
  *   Overwrites those output rows. The width function gives the WP the kernel reads. */
 typedef void (*fc_direct_f32)(const fc_conv2d_geom *g, float *out, const float *xp, int64_t rows,
                               int64_t WP, const float *weight, const float *bias, int64_t oh0,
@@ -58,6 +59,10 @@ typedef void (*fc_direct_f64)(const fc_conv2d_geom *g, double *out, const double
                               int64_t rows, int64_t WP, const double *weight, const double *bias,
                               int64_t oh0, int64_t oh1);
 typedef int64_t (*fc_direct_width)(const fc_conv2d_geom *g);
+/* Lays out all G groups of weight ([OC][C/G][KH][KW]) for the direct kernel, into dst
+ * of the same size. */
+typedef void (*fc_direct_pack_f32)(const fc_conv2d_geom *g, float *dst, const float *weight);
+typedef void (*fc_direct_pack_f64)(const fc_conv2d_geom *g, double *dst, const double *weight);
 /* Weight gradient of one (image, group) for output channels [oc0, oc1), accumulated
  * into dweight ([OC/G][C/G][KH][KW] of the group) from dout ([OC/G][OH][OW]) and the
  * padded input xp ([C/G][rows][WP] from padded row 0); dt is scratch of
@@ -121,9 +126,11 @@ typedef struct {
     fc_ukr_f64 dgemm_ukr_half;
     fc_direct_f32 sconv_direct;
     fc_direct_width sconv_direct_width;
+    fc_direct_pack_f32 sconv_direct_pack;
     fc_direct_bwd_w_f32 sconv_direct_bwd_w;
     fc_direct_f64 dconv_direct;
     fc_direct_width dconv_direct_width;
+    fc_direct_pack_f64 dconv_direct_pack;
     fc_direct_bwd_w_f64 dconv_direct_bwd_w;
     fc_dw_fwd_f32 sconv_dw_fwd;
     fc_dw_bwd_w_f32 sconv_dw_bwd_w;
@@ -143,9 +150,10 @@ const fc_kernels *fc_active_kernels(void);
 /* Per-thread workspace: a 64-byte aligned block of at least `bytes`, owned by the
  * calling OS thread, kept between calls and grown when too small (so repeated calls
  * pay no page faults). Slot 0 is for work inside a parallel loop, slot 1 for data
- * the calling thread shares with its team. Returns NULL when out of memory. */
+ * the calling thread shares with its team, slot 2 for the direct kernel's packed
+ * weights (which may be made from data in slot 1). Returns NULL when out of memory. */
 void *fc_workspace(int slot, size_t bytes);
-enum { FC_WS_PRIVATE = 0, FC_WS_SHARED = 1, FC_WS_SLOTS = 2 };
+enum { FC_WS_PRIVATE = 0, FC_WS_SHARED = 1, FC_WS_WEIGHTS = 2, FC_WS_SLOTS = 3 };
 
 /* Below this many flops a call runs on one thread: a team costs more than it saves. */
 #define FC_PARALLEL_MIN_FLOPS 2e6

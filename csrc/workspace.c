@@ -84,7 +84,10 @@ void *fc_workspace(int slot, size_t bytes)
     void *p = fc_aligned_alloc(want);
     if (p == NULL)
         return NULL;
-    if (fc_ws.ptr[0] == NULL && fc_ws.ptr[1] == NULL)
+    int first = 1;
+    for (int s = 0; s < FC_WS_SLOTS; s++)
+        first &= fc_ws.ptr[s] == NULL;
+    if (first)
         fc_ws_register();
     fc_aligned_free(fc_ws.ptr[slot]);
     fc_ws.ptr[slot] = p;

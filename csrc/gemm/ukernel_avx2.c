@@ -52,6 +52,8 @@ void fc_dconv2d_direct__avx2(const fc_conv2d_geom *g, double *out, const double 
                              int64_t oh0, int64_t oh1);
 int64_t fc_sconv2d_direct__avx2_width(const fc_conv2d_geom *g);
 int64_t fc_dconv2d_direct__avx2_width(const fc_conv2d_geom *g);
+void fc_sconv2d_direct__avx2_pack(const fc_conv2d_geom *g, float *dst, const float *weight);
+void fc_dconv2d_direct__avx2_pack(const fc_conv2d_geom *g, double *dst, const double *weight);
 void fc_sconv2d_direct__avx2_bwd_w(const fc_conv2d_geom *g, float *dweight, const float *dout,
         float *dt, const float *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 void fc_dconv2d_direct__avx2_bwd_w(const fc_conv2d_geom *g, double *dweight, const double *dout,
@@ -76,9 +78,11 @@ const fc_kernels fc_kernels__avx2 = {
     .dgemm_ukr = fc_dgemm_ukernel_6x8__avx2,
     .sconv_direct = fc_sconv2d_direct__avx2,
     .sconv_direct_width = fc_sconv2d_direct__avx2_width,
+    .sconv_direct_pack = fc_sconv2d_direct__avx2_pack,
     .sconv_direct_bwd_w = fc_sconv2d_direct__avx2_bwd_w,
     .dconv_direct = fc_dconv2d_direct__avx2,
     .dconv_direct_width = fc_dconv2d_direct__avx2_width,
+    .dconv_direct_pack = fc_dconv2d_direct__avx2_pack,
     .dconv_direct_bwd_w = fc_dconv2d_direct__avx2_bwd_w,
     .sconv_dw_fwd = fc_sconv2d_depthwise__avx2,
     .sconv_dw_bwd_w = fc_sconv2d_depthwise_bwd_w__avx2,

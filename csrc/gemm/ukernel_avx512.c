@@ -50,6 +50,8 @@ void fc_dconv2d_direct__avx512(const fc_conv2d_geom *g, double *out, const doubl
                                int64_t oh0, int64_t oh1);
 int64_t fc_sconv2d_direct__avx512_width(const fc_conv2d_geom *g);
 int64_t fc_dconv2d_direct__avx512_width(const fc_conv2d_geom *g);
+void fc_sconv2d_direct__avx512_pack(const fc_conv2d_geom *g, float *dst, const float *weight);
+void fc_dconv2d_direct__avx512_pack(const fc_conv2d_geom *g, double *dst, const double *weight);
 void fc_sconv2d_direct__avx512_bwd_w(const fc_conv2d_geom *g, float *dweight, const float *dout,
         float *dt, const float *xp, int64_t rows, int64_t WP, int64_t oc0, int64_t oc1);
 void fc_dconv2d_direct__avx512_bwd_w(const fc_conv2d_geom *g, double *dweight, const double *dout,
@@ -75,9 +77,11 @@ const fc_kernels fc_kernels__avx512 = {
     .dgemm_ukr_half = fc_dgemm_ukernel_8x4__avx512,
     .sconv_direct = fc_sconv2d_direct__avx512,
     .sconv_direct_width = fc_sconv2d_direct__avx512_width,
+    .sconv_direct_pack = fc_sconv2d_direct__avx512_pack,
     .sconv_direct_bwd_w = fc_sconv2d_direct__avx512_bwd_w,
     .dconv_direct = fc_dconv2d_direct__avx512,
     .dconv_direct_width = fc_dconv2d_direct__avx512_width,
+    .dconv_direct_pack = fc_dconv2d_direct__avx512_pack,
     .dconv_direct_bwd_w = fc_dconv2d_direct__avx512_bwd_w,
     .sconv_dw_fwd = fc_sconv2d_depthwise__avx512,
     .sconv_dw_bwd_w = fc_sconv2d_depthwise_bwd_w__avx512,
