@@ -1,5 +1,7 @@
 /* batchnorm2d.c — the per-channel passes of 2-D batch normalisation, float and double.
- * Layout: x, out, xhat, g, gx: [N][C][HW]; every per-channel vector (C) is double.
+ * Layout: x, out, g, gx: [N][C][HW]; every per-channel vector (C) is double. The
+ * normalised input xhat = (x - mean) * invstd is never stored: the backward passes form
+ * it from x as they read it.
  * Each channel is one work item, reduced by one thread in a fixed order (images in
  * order, each plane in FC_BN_LANES interleaved partial sums added in order at the end),
  * so the results do not depend on the thread count. Sums run in double. */
@@ -43,23 +45,20 @@
         var[c] = q / M;                                                                       \
     }                                                                                         \
                                                                                               \
-    FC_CLONES static void fc_bn_apply_ch##SUF(T *out, T *xhat, const T *x, T mu, T is, T a,   \
-                                              T b, int64_t N, int64_t C, int64_t HW,          \
-                                              int64_t c)                                      \
+    FC_CLONES static void fc_bn_apply_ch##SUF(T *out, const T *x, T mu, T a, T b, int64_t N,  \
+                                              int64_t C, int64_t HW, int64_t c)               \
     {                                                                                         \
         for (int64_t n = 0; n < N; n++) {                                                     \
             const int64_t base = (n * C + c) * HW;                                            \
-            if (xhat != NULL)                                                                 \
-                for (int64_t p = 0; p < HW; p++)                                              \
-                    xhat[base + p] = (x[base + p] - mu) * is;                                 \
             for (int64_t p = 0; p < HW; p++) /* centred first: no cancellation */            \
                 out[base + p] = (x[base + p] - mu) * a + b;                                   \
         }                                                                                     \
     }                                                                                         \
                                                                                               \
-    /* Both sums in one pass when both are wanted (each still in its own fixed order). */    \
+    /* Both sums in one pass when both are wanted (each still in its own fixed order).       \
+     * xhat = (x - mu) * is is formed as it is read, in T, the same way every time. */       \
     FC_CLONES static void fc_bn_reduce_ch##SUF(double *gsum, double *gxsum, const T *g,       \
-                                               const T *xhat, int64_t N, int64_t C,           \
+                                               const T *x, T mu, T is, int64_t N, int64_t C,  \
                                                int64_t HW, int64_t c)                         \
     {                                                                                         \
         if (gsum != NULL && gxsum != NULL) {                                                  \
@@ -71,11 +70,11 @@
                     for (int l = 0; l < FC_BN_LANES; l++) {                                   \
                         const double gv = g[base + p0 + l];                                   \
                         l1[l] += gv;                                                          \
-                        l2[l] += gv * (double)xhat[base + p0 + l];                            \
+                        l2[l] += gv * (double)((x[base + p0 + l] - mu) * is);                 \
                     }                                                                         \
                 for (int64_t p = pv; p < HW; p++) {                                           \
                     t1 += (double)g[base + p];                                                \
-                    t2 += (double)g[base + p] * (double)xhat[base + p];                       \
+                    t2 += (double)g[base + p] * (double)((x[base + p] - mu) * is);            \
                 }                                                                             \
             }                                                                                 \
             for (int l = 0; l < FC_BN_LANES; l++) {                                           \
@@ -89,18 +88,20 @@
         if (gsum != NULL)                                                                     \
             FC_BN_CHANNEL_SUM(gsum[c], (double)g[i]);                                         \
         if (gxsum != NULL)                                                                    \
-            FC_BN_CHANNEL_SUM(gxsum[c], (double)g[i] * (double)xhat[i]);                      \
+            FC_BN_CHANNEL_SUM(gxsum[c], (double)g[i] * (double)((x[i] - mu) * is));           \
     }                                                                                         \
                                                                                               \
-    FC_CLONES static void fc_bn_bwd_apply_ch##SUF(T *gx, const T *g, const T *xhat, T ta,     \
-                                                  T tb, T tc, int64_t N, int64_t C,           \
+    FC_CLONES static void fc_bn_bwd_apply_ch##SUF(T *gx, const T *g, const T *x, T mu, T is,  \
+                                                  T ta, T tb, T tc, int64_t N, int64_t C,     \
                                                   int64_t HW, int64_t c)                      \
     {                                                                                         \
         for (int64_t n = 0; n < N; n++) {                                                     \
             const int64_t base = (n * C + c) * HW;                                            \
-            if (xhat != NULL)                                                                 \
-                for (int64_t p = 0; p < HW; p++)                                              \
-                    gx[base + p] = g[base + p] * ta - xhat[base + p] * tb - tc;               \
+            if (x != NULL)                                                                    \
+                for (int64_t p = 0; p < HW; p++) {                                            \
+                    const T xh = (x[base + p] - mu) * is;                                     \
+                    gx[base + p] = g[base + p] * ta - xh * tb - tc;                           \
+                }                                                                             \
             else                                                                              \
                 for (int64_t p = 0; p < HW; p++)                                              \
                     gx[base + p] = g[base + p] * ta - tc;                                     \
@@ -119,31 +120,32 @@
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
-    fc_status fc_batchnorm2d_apply##SUF(T *out, T *xhat, const T *x, const double *mean,      \
-                                        const double *invstd, const double *scale,            \
-                                        const double *shift, int64_t N, int64_t C,            \
-                                        int64_t HW, int nt)                                   \
+    fc_status fc_batchnorm2d_apply##SUF(T *out, const T *x, const double *mean,               \
+                                        const double *scale, const double *shift, int64_t N,  \
+                                        int64_t C, int64_t HW, int nt)                        \
     {                                                                                         \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t c = 0; c < C; c++)                                                       \
-            fc_bn_apply_ch##SUF(out, xhat, x, (T)mean[c], (T)invstd[c], (T)scale[c],          \
-                                (T)shift[c], N, C, HW, c);                                    \
+            fc_bn_apply_ch##SUF(out, x, (T)mean[c], (T)scale[c], (T)shift[c], N, C, HW, c);   \
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
     fc_status fc_batchnorm2d_backward_reduce##SUF(double *gsum, double *gxsum, const T *g,    \
-                                                  const T *xhat, int64_t N, int64_t C,        \
+                                                  const T *x, const double *mean,             \
+                                                  const double *invstd, int64_t N, int64_t C, \
                                                   int64_t HW, int nt)                         \
     {                                                                                         \
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t c = 0; c < C; c++)                                                       \
-            fc_bn_reduce_ch##SUF(gsum, gxsum, g, xhat, N, C, HW, c);                          \
+            fc_bn_reduce_ch##SUF(gsum, gxsum, g, x, x ? (T)mean[c] : 0, x ? (T)invstd[c] : 0, \
+                                 N, C, HW, c);                                                \
         return FC_OK;                                                                         \
     }                                                                                         \
                                                                                               \
-    fc_status fc_batchnorm2d_backward_apply##SUF(T *gx, const T *g, const T *xhat,            \
+    fc_status fc_batchnorm2d_backward_apply##SUF(T *gx, const T *g, const T *x,               \
+                                                 const double *mean, const double *invstd,    \
                                                  const double *a, const double *b,            \
                                                  const double *c0, int64_t N, int64_t C,      \
                                                  int64_t HW, int nt)                          \
@@ -151,7 +153,8 @@
         nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t c = 0; c < C; c++)                                                       \
-            fc_bn_bwd_apply_ch##SUF(gx, g, xhat, (T)a[c], (T)b[c], (T)c0[c], N, C, HW, c);    \
+            fc_bn_bwd_apply_ch##SUF(gx, g, x, x ? (T)mean[c] : 0, x ? (T)invstd[c] : 0,       \
+                                    (T)a[c], (T)b[c], (T)c0[c], N, C, HW, c);                 \
         return FC_OK;                                                                         \
     }
 

@@ -182,24 +182,25 @@ fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int6
 /* Batch normalisation of [N][C][HW] arrays, per channel c (vectors of C doubles):
  * fc_batchnorm2d_stats:   mean[c] = sum x / M, var[c] = sum (x - mean)^2 / M (biased),
  *                         M = N*HW, two passes in double.
- * fc_batchnorm2d_apply:   out = (x - mean[c])*scale[c] + shift[c]; xhat = (x - mean[c])
- *                         * invstd[c] when xhat is not NULL. Overwrites out and xhat.
+ * fc_batchnorm2d_apply:   out = (x - mean[c])*scale[c] + shift[c]. Overwrites out.
  * fc_batchnorm2d_backward_reduce: gsum[c] = sum g, gxsum[c] = sum g*xhat (either may
- *                         be NULL), in double.
- * fc_batchnorm2d_backward_apply:  gx = g*a[c] - xhat*b[c] - c0[c] (xhat may be NULL:
- *                         no middle term). Overwrites gx.
+ *                         be NULL), in double, xhat = (x - mean[c])*invstd[c] formed in T
+ *                         as x is read (x, mean, invstd may be NULL when gxsum is).
+ * fc_batchnorm2d_backward_apply:  gx = g*a[c] - xhat*b[c] - c0[c], xhat as above (x may
+ *                         be NULL: no middle term). Overwrites gx.
  * Parallel over channels; each channel sums in one fixed order (any num_threads). */
 #define FC_BN_DECLS(T, SUF)                                                                   \
     fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
                                         int64_t C, int64_t HW, int num_threads);              \
-    fc_status fc_batchnorm2d_apply##SUF(T *out, T *xhat, const T *x, const double *mean,      \
-                                        const double *invstd, const double *scale,            \
-                                        const double *shift, int64_t N, int64_t C,            \
-                                        int64_t HW, int num_threads);                         \
+    fc_status fc_batchnorm2d_apply##SUF(T *out, const T *x, const double *mean,               \
+                                        const double *scale, const double *shift, int64_t N,  \
+                                        int64_t C, int64_t HW, int num_threads);              \
     fc_status fc_batchnorm2d_backward_reduce##SUF(double *gsum, double *gxsum, const T *g,    \
-                                                  const T *xhat, int64_t N, int64_t C,        \
+                                                  const T *x, const double *mean,             \
+                                                  const double *invstd, int64_t N, int64_t C, \
                                                   int64_t HW, int num_threads);               \
-    fc_status fc_batchnorm2d_backward_apply##SUF(T *gx, const T *g, const T *xhat,            \
+    fc_status fc_batchnorm2d_backward_apply##SUF(T *gx, const T *g, const T *x,               \
+                                                 const double *mean, const double *invstd,    \
                                                  const double *a, const double *b,            \
                                                  const double *c0, int64_t N, int64_t C,      \
                                                  int64_t HW, int num_threads);

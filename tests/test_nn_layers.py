@@ -291,6 +291,43 @@ def test_layer_against_torch(case, dtype):
     compare_with_torch(layer, tl, randn(shape, 0, dtype), dtype)
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batchnorm_same_bits_for_any_thread_count(mode):
+    """Each channel is one work item summed in a fixed order, and backward forms x_hat
+    from the kept input the same way every time: output, input gradient and parameter
+    gradients agree bit for bit on 1, 2 and 3 threads (a batch big enough for a team),
+    and the input is left as it was."""
+    import fastconv
+    x = randn((16, 8, 64, 64), seed=1, dtype=np.float32, scale=3.0) + np.float32(2.0)
+    g = randn(x.shape, seed=2, dtype=np.float32)
+    x0 = x.copy()
+    results = []
+    try:
+        for nt in (1, 2, 3):
+            fastconv.set_num_threads(nt)
+            bn = with_stats(nn.BatchNorm2d(8))
+            if mode == "eval":
+                bn.eval()
+            out = bn(x)
+            gx = bn.backward(g)
+            results.append((out, gx, bn.weight.grad.copy(), bn.bias.grad.copy()))
+    finally:
+        fastconv.set_num_threads(None)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(x, x0)
+    # and they are the batch-norm gradients: dL/dweight = sum g * x_hat per channel
+    xd = x.astype(np.float64)
+    if mode == "train":
+        mean, var = xd.mean(axis=(0, 2, 3)), xd.var(axis=(0, 2, 3))
+    else:
+        mean, var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
+    xhat = (xd - mean[:, None, None]) / np.sqrt(var[:, None, None] + bn.eps)
+    want = (g.astype(np.float64) * xhat).sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(results[0][2], want, rtol=1e-4, atol=1e-2)
+
+
 @pytest.mark.parametrize("momentum", [0.1, 0.7, None], ids=["m0.1", "m0.7", "cma"])
 def test_batchnorm_running_stats_over_batches(momentum):
     """Several training batches then eval: running statistics (unbiased variance,

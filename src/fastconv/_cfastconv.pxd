@@ -90,25 +90,27 @@ cdef extern from "fastconv.h" nogil:
                                        int64_t C, int64_t HW, int num_threads)
     fc_status fc_batchnorm2d_stats_f64(double *mean, double *var, const double *x, int64_t N,
                                        int64_t C, int64_t HW, int num_threads)
-    fc_status fc_batchnorm2d_apply_f32(float *out, float *xhat, const float *x,
-                                       const double *mean, const double *invstd,
+    fc_status fc_batchnorm2d_apply_f32(float *out, const float *x, const double *mean,
                                        const double *scale, const double *shift, int64_t N,
                                        int64_t C, int64_t HW, int num_threads)
-    fc_status fc_batchnorm2d_apply_f64(double *out, double *xhat, const double *x,
-                                       const double *mean, const double *invstd,
+    fc_status fc_batchnorm2d_apply_f64(double *out, const double *x, const double *mean,
                                        const double *scale, const double *shift, int64_t N,
                                        int64_t C, int64_t HW, int num_threads)
     fc_status fc_batchnorm2d_backward_reduce_f32(double *gsum, double *gxsum, const float *g,
-                                                 const float *xhat, int64_t N, int64_t C,
+                                                 const float *x, const double *mean,
+                                                 const double *invstd, int64_t N, int64_t C,
                                                  int64_t HW, int num_threads)
     fc_status fc_batchnorm2d_backward_reduce_f64(double *gsum, double *gxsum, const double *g,
-                                                 const double *xhat, int64_t N, int64_t C,
+                                                 const double *x, const double *mean,
+                                                 const double *invstd, int64_t N, int64_t C,
                                                  int64_t HW, int num_threads)
-    fc_status fc_batchnorm2d_backward_apply_f32(float *gx, const float *g, const float *xhat,
+    fc_status fc_batchnorm2d_backward_apply_f32(float *gx, const float *g, const float *x,
+                                                const double *mean, const double *invstd,
                                                 const double *a, const double *b,
                                                 const double *c0, int64_t N, int64_t C,
                                                 int64_t HW, int num_threads)
-    fc_status fc_batchnorm2d_backward_apply_f64(double *gx, const double *g, const double *xhat,
+    fc_status fc_batchnorm2d_backward_apply_f64(double *gx, const double *g, const double *x,
+                                                const double *mean, const double *invstd,
                                                 const double *a, const double *b,
                                                 const double *c0, int64_t N, int64_t C,
                                                 int64_t HW, int num_threads)

@@ -577,7 +577,7 @@ def max_pool2d_backward(grad_out, indices, input_shape, int num_threads):
 
 
 # ----------------------------------------------------------------- batch norm passes
-# Internal helpers of nn.BatchNorm2d, which checks its input first; x, g, xhat are
+# Internal helpers of nn.BatchNorm2d, which checks its input first; x and g are
 # C-contiguous (N, C, H, W) arrays of one float dtype, per-channel vectors float64.
 
 cdef _bn_dims(x):
@@ -604,88 +604,92 @@ def batchnorm2d_stats(x, int num_threads):
     return mean, var
 
 
-cdef _bn_apply_call(floating[::1] out, floating[::1] xhat, const floating[::1] x,
-                    const double[::1] mean, const double[::1] invstd, const double[::1] scale,
-                    const double[::1] shift, int64_t N, int64_t C, int64_t HW, int nt):
-    cdef floating *xh = _ptr(xhat)
+cdef _bn_apply_call(floating[::1] out, const floating[::1] x, const double[::1] mean,
+                    const double[::1] scale, const double[::1] shift, int64_t N, int64_t C,
+                    int64_t HW, int nt):
     with nogil:
         if floating is float:
-            fc_batchnorm2d_apply_f32(&out[0], xh, &x[0], &mean[0], &invstd[0], &scale[0],
-                                     &shift[0], N, C, HW, nt)
+            fc_batchnorm2d_apply_f32(&out[0], &x[0], &mean[0], &scale[0], &shift[0], N, C, HW,
+                                     nt)
         else:
-            fc_batchnorm2d_apply_f64(&out[0], xh, &x[0], &mean[0], &invstd[0], &scale[0],
-                                     &shift[0], N, C, HW, nt)
+            fc_batchnorm2d_apply_f64(&out[0], &x[0], &mean[0], &scale[0], &shift[0], N, C, HW,
+                                     nt)
 
 
-def batchnorm2d_apply(x, mean, invstd, scale, shift, bint want_xhat, int num_threads,
-                      xhat_out=None):
-    """out = (x - mean)*scale + shift and, if asked, xhat = (x - mean)*invstd, per channel.
-
-    xhat goes into xhat_out when that is an array of x's shape and dtype (the layer
-    reuses its cache between steps: fresh pages cost time)."""
+def batchnorm2d_apply(x, mean, scale, shift, int num_threads):
+    """out = (x - mean)*scale + shift per channel."""
     N, C, HW = _bn_dims(x)
     out = np.empty_like(x)
-    xhat = None
-    if want_xhat:
-        reuse = (isinstance(xhat_out, np.ndarray) and xhat_out.shape == x.shape
-                 and xhat_out.dtype == x.dtype and xhat_out.flags.c_contiguous)
-        xhat = xhat_out if reuse else np.empty_like(x)
     if x.dtype == np.float32:
-        _bn_apply_call[float](out.reshape(-1), _flat(xhat), x.reshape(-1), mean, invstd, scale,
-                              shift, N, C, HW, num_threads)
+        _bn_apply_call[float](out.reshape(-1), x.reshape(-1), mean, scale, shift, N, C, HW,
+                              num_threads)
     else:
-        _bn_apply_call[double](out.reshape(-1), _flat(xhat), x.reshape(-1), mean, invstd,
-                               scale, shift, N, C, HW, num_threads)
-    return out, xhat
+        _bn_apply_call[double](out.reshape(-1), x.reshape(-1), mean, scale, shift, N, C, HW,
+                               num_threads)
+    return out
 
 
 cdef _bn_reduce_call(double[::1] gsum, double[::1] gxsum, const floating[::1] g,
-                     const floating[::1] xhat, int64_t N, int64_t C, int64_t HW, int nt):
+                     const floating[::1] x, const double[::1] mean, const double[::1] invstd,
+                     int64_t N, int64_t C, int64_t HW, int nt):
     cdef double *gs = NULL if gsum is None else &gsum[0]
     cdef double *gxs = NULL if gxsum is None else &gxsum[0]
-    cdef const floating *xh = _cptr(xhat)
+    cdef const floating *xp = _cptr(x)
+    cdef const double *mp = NULL if mean is None else &mean[0]
+    cdef const double *ip = NULL if invstd is None else &invstd[0]
     with nogil:
         if floating is float:
-            fc_batchnorm2d_backward_reduce_f32(gs, gxs, &g[0], xh, N, C, HW, nt)
+            fc_batchnorm2d_backward_reduce_f32(gs, gxs, &g[0], xp, mp, ip, N, C, HW, nt)
         else:
-            fc_batchnorm2d_backward_reduce_f64(gs, gxs, &g[0], xh, N, C, HW, nt)
+            fc_batchnorm2d_backward_reduce_f64(gs, gxs, &g[0], xp, mp, ip, N, C, HW, nt)
 
 
-def batchnorm2d_backward_reduce(g, xhat, bint want_gsum, bint want_gxsum, int num_threads):
-    """(sum g, sum g*xhat) per channel, float64 (None where not asked)."""
+def batchnorm2d_backward_reduce(g, x, mean, invstd, bint want_gsum, bint want_gxsum,
+                                int num_threads):
+    """(sum g, sum g*xhat) per channel, float64 (None where not asked), with
+    xhat = (x - mean)*invstd formed as x is read (x, mean, invstd may be None when
+    the second sum is not asked)."""
     N, C, HW = _bn_dims(g)
     gsum = np.empty(C) if want_gsum else None
     gxsum = np.empty(C) if want_gxsum else None
+    if want_gxsum and x is None:
+        raise ValueError("batchnorm2d_backward_reduce: sum g*xhat needs x")
     if g.dtype == np.float32:
-        _bn_reduce_call[float](gsum, gxsum, g.reshape(-1), _flat(xhat), N, C, HW, num_threads)
+        _bn_reduce_call[float](gsum, gxsum, g.reshape(-1), _flat(x), mean, invstd, N, C, HW,
+                               num_threads)
     else:
-        _bn_reduce_call[double](gsum, gxsum, g.reshape(-1), _flat(xhat), N, C, HW, num_threads)
+        _bn_reduce_call[double](gsum, gxsum, g.reshape(-1), _flat(x), mean, invstd, N, C, HW,
+                                num_threads)
     return gsum, gxsum
 
 
-cdef _bn_bwd_apply_call(floating[::1] gx, const floating[::1] g, const floating[::1] xhat,
+cdef _bn_bwd_apply_call(floating[::1] gx, const floating[::1] g, const floating[::1] x,
+                        const double[::1] mean, const double[::1] invstd,
                         const double[::1] a, const double[::1] b, const double[::1] c0,
                         int64_t N, int64_t C, int64_t HW, int nt):
-    cdef const floating *xh = _cptr(xhat)
+    cdef const floating *xp = _cptr(x)
+    cdef const double *mp = NULL if mean is None else &mean[0]
+    cdef const double *ip = NULL if invstd is None else &invstd[0]
     with nogil:
         if floating is float:
-            fc_batchnorm2d_backward_apply_f32(&gx[0], &g[0], xh, &a[0], &b[0], &c0[0], N, C,
-                                              HW, nt)
+            fc_batchnorm2d_backward_apply_f32(&gx[0], &g[0], xp, mp, ip, &a[0], &b[0], &c0[0],
+                                              N, C, HW, nt)
         else:
-            fc_batchnorm2d_backward_apply_f64(&gx[0], &g[0], xh, &a[0], &b[0], &c0[0], N, C,
-                                              HW, nt)
+            fc_batchnorm2d_backward_apply_f64(&gx[0], &g[0], xp, mp, ip, &a[0], &b[0], &c0[0],
+                                              N, C, HW, nt)
 
 
-def batchnorm2d_backward_apply(g, xhat, a, b, c0, int num_threads):
-    """gx = g*a - xhat*b - c0 per channel (no middle term when xhat is None)."""
+def batchnorm2d_backward_apply(g, x, mean, invstd, a, b, c0, int num_threads):
+    """gx = g*a - xhat*b - c0 per channel, xhat = (x - mean)*invstd (no middle term when
+    x is None)."""
     N, C, HW = _bn_dims(g)
     gx = np.empty_like(g)
     if g.dtype == np.float32:
-        _bn_bwd_apply_call[float](gx.reshape(-1), g.reshape(-1), _flat(xhat), a, b, c0, N, C,
-                                  HW, num_threads)
+        _bn_bwd_apply_call[float](gx.reshape(-1), g.reshape(-1), _flat(x), mean, invstd, a, b,
+                                  c0, N, C, HW, num_threads)
     else:
-        _bn_bwd_apply_call[double](gx.reshape(-1), g.reshape(-1), _flat(xhat), a, b, c0, N, C,
-                                   HW, num_threads)
+        _bn_bwd_apply_call[double](gx.reshape(-1), g.reshape(-1), _flat(x), mean, invstd, a, b,
+                                   c0, N, C, HW, num_threads)
     return gx
 
 

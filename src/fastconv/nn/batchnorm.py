@@ -55,9 +55,11 @@ class BatchNorm2d(Module):
     -----
     Statistics and the per-channel sums of backward are accumulated in float64 over
     the batch (pairwise or vectorised in the input's dtype within each plane), the
-    variance in two passes. The forward pass keeps the normalised input ``x_hat`` (with
-    running statistics, only when the weight trains) and ``1/sqrt(var + eps)``;
-    backward is the full batch-norm gradient when batch statistics were used, and the
+    variance in two passes. The forward pass keeps a reference to its input ``x`` (with
+    running statistics, only when the weight trains), the mean and ``1/sqrt(var + eps)``,
+    and backward forms ``x_hat = (x - mean) / sqrt(var + eps)`` as it reads ``x``, the
+    same way each time; so ``x`` must not be changed in place before backward, as with
+    ReLU's. Backward is the full batch-norm gradient when batch statistics were used, and the
     per-channel affine map ``grad * weight / sqrt(running_var + eps)`` otherwise (eval
     mode, or a layer pinned by :func:`fastconv.nn.freeze_bn`).
 
@@ -145,19 +147,18 @@ class BatchNorm2d(Module):
                 self._update_running_stats(mean, var, m)
             want_xhat = keep
         else:
-            # Running statistics: one affine map per channel. x_hat is kept only for the
-            # weight's gradient (not for a frozen layer, e.g. under freeze_bn).
+            # Running statistics: one affine map per channel. x_hat is needed only for
+            # the weight's gradient (not for a frozen layer, e.g. under freeze_bn).
             mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
             want_xhat = keep and self.affine and self.weight.requires_grad
         invstd = 1.0 / np.sqrt(var + self.eps)
         scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
         shift = self.bias.data.astype(np.float64) if self.affine else np.zeros(C)
-        # x_hat never leaves the layer, so one array serves every step
-        out, xhat = _ops.batchnorm2d_apply(x, mean, invstd, scale, shift, want_xhat, nt,
-                                           self.__dict__.get("_xhat_buffer"))
-        if xhat is not None:
-            self._xhat_buffer = xhat
-        self._cache = (xhat, invstd, batch_stats, x.shape) if keep else None
+        out = _ops.batchnorm2d_apply(x, mean, scale, shift, nt)
+        # backward forms x_hat = (x - mean) * invstd from x as it reads it: keeping x
+        # costs no pass over memory, where writing x_hat out here would cost one
+        self._cache = ((x if want_xhat else None), mean, invstd, batch_stats, x.shape) \
+            if keep else None
         return out
 
     def _update_running_stats(self, mean, var, m):
@@ -174,20 +175,21 @@ class BatchNorm2d(Module):
         self.running_var[...] = (1 - factor) * self.running_var + factor * unbiased
 
     def backward(self, grad_output):
-        xhat, invstd, batch_stats, shape = self._saved("_cache")
+        x, mean, invstd, batch_stats, shape = self._saved("_cache")
         g = _check_grad("BatchNorm2d", grad_output, shape)
         dt = self._dtype
         need_w = self.affine and self.weight.requires_grad
         need_b = self.affine and self.bias.requires_grad
         need_x = self._needs_input_grad()
-        if need_w and xhat is None:
+        if need_w and x is None:
             raise RuntimeError("BatchNorm2d.backward: weight.requires_grad was turned on after "
                                "the forward pass; run forward again")
         g = np.ascontiguousarray(g)
         nt = get_num_threads()
         want_gsum = need_b or (need_x and batch_stats)
         want_gxsum = need_w or (need_x and batch_stats)
-        gsum, gxsum = _ops.batchnorm2d_backward_reduce(g, xhat, want_gsum, want_gxsum, nt)
+        gsum, gxsum = _ops.batchnorm2d_backward_reduce(g, x, mean, invstd, want_gsum,
+                                                       want_gxsum, nt)
         if need_w:
             self.weight.accumulate_grad(gxsum.astype(dt))   # dL/dweight = sum g * xhat
         if need_b:
@@ -198,9 +200,10 @@ class BatchNorm2d(Module):
         if batch_stats:
             # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)), per channel
             m = g.size // self.num_features
-            return _ops.batchnorm2d_backward_apply(g, xhat, scale, scale * gxsum / m,
+            return _ops.batchnorm2d_backward_apply(g, x, mean, invstd, scale, scale * gxsum / m,
                                                    scale * gsum / m, nt)
-        return _ops.batchnorm2d_backward_apply(g, None, scale, scale, np.zeros_like(scale), nt)
+        return _ops.batchnorm2d_backward_apply(g, None, None, None, scale, scale,
+                                               np.zeros_like(scale), nt)
 
     def extra_repr(self):
         s = f"{self.num_features}"
