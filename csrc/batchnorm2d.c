@@ -5,6 +5,7 @@
  * Each channel is one work item, reduced by one thread in a fixed order (images in
  * order, each plane in FC_BN_LANES interleaved partial sums added in order at the end),
  * so the results do not depend on the thread count. Sums run in double. */
+#include <math.h>
 #include "internal.h"
 
 #define FC_BN_LANES 8
@@ -155,6 +156,47 @@
         for (int64_t c = 0; c < C; c++)                                                       \
             fc_bn_bwd_apply_ch##SUF(gx, g, x, x ? (T)mean[c] : 0, x ? (T)invstd[c] : 0,       \
                                     (T)a[c], (T)b[c], (T)c0[c], N, C, HW, c);                 \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    /* Batch statistics and the normalisation of a channel in one work item, its data    \
+     * still in cache for the second pass: mean, var as fc_batchnorm2d_stats, invstd =     \
+     * 1/sqrt(var + eps), then out as fc_batchnorm2d_apply with scale = invstd*weight      \
+     * (invstd without weight) and shift = bias (0 without). */                            \
+    fc_status fc_batchnorm2d_forward##SUF(T *out, double *mean, double *var, double *invstd,  \
+                                          const T *x, const double *weight,                   \
+                                          const double *bias, double eps, int64_t N,          \
+                                          int64_t C, int64_t HW, int nt)                      \
+    {                                                                                         \
+        nt = fc_threads_for(8.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            fc_bn_stats_ch##SUF(mean, var, x, N, C, HW, c);                                   \
+            invstd[c] = 1.0 / sqrt(var[c] + eps);                                             \
+            const double a = weight ? invstd[c] * weight[c] : invstd[c];                      \
+            fc_bn_apply_ch##SUF(out, x, (T)mean[c], (T)a, (T)(bias ? bias[c] : 0.0), N, C,    \
+                                HW, c);                                                       \
+        }                                                                                     \
+        return FC_OK;                                                                         \
+    }                                                                                         \
+                                                                                              \
+    /* Both backward passes of a channel in one work item: its data is still in cache for \
+     * the second (the same operations, in the same order, as the two calls above). */       \
+    fc_status fc_batchnorm2d_backward##SUF(T *gx, double *gsum, double *gxsum, const T *g,     \
+                                           const T *x, const double *mean,                    \
+                                           const double *invstd, const double *scale,         \
+                                           int64_t N, int64_t C, int64_t HW, int nt)          \
+    {                                                                                         \
+        const double M = (double)N * (double)HW;                                              \
+        nt = fc_threads_for(8.0 * N * C * HW, nt);                                            \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t c = 0; c < C; c++) {                                                     \
+            const T mu = (T)mean[c], is = (T)invstd[c];                                       \
+            fc_bn_reduce_ch##SUF(gsum, gxsum, g, x, mu, is, N, C, HW, c);                     \
+            fc_bn_bwd_apply_ch##SUF(gx, g, x, mu, is, (T)scale[c],                            \
+                                    (T)(scale[c] * gxsum[c] / M), (T)(scale[c] * gsum[c] / M), \
+                                    N, C, HW, c);                                             \
+        }                                                                                     \
         return FC_OK;                                                                         \
     }
 

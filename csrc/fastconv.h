@@ -188,6 +188,13 @@ fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int6
  *                         as x is read (x, mean, invstd may be NULL when gxsum is).
  * fc_batchnorm2d_backward_apply:  gx = g*a[c] - xhat*b[c] - c0[c], xhat as above (x may
  *                         be NULL: no middle term). Overwrites gx.
+ * fc_batchnorm2d_forward: stats and apply for batch statistics, channel by channel:
+ *                         mean, var, invstd = 1/sqrt(var + eps), out with scale =
+ *                         invstd*weight[c] and shift = bias[c] (weight, bias may be NULL:
+ *                         1 and 0).
+ * fc_batchnorm2d_backward: the two above for batch statistics, channel by channel:
+ *                         gsum, gxsum, then a = scale[c], b = scale[c]*gxsum[c]/M,
+ *                         c0 = scale[c]*gsum[c]/M (all pointers required).
  * Parallel over channels; each channel sums in one fixed order (any num_threads). */
 #define FC_BN_DECLS(T, SUF)                                                                   \
     fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
@@ -203,7 +210,15 @@ fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int6
                                                  const double *mean, const double *invstd,    \
                                                  const double *a, const double *b,            \
                                                  const double *c0, int64_t N, int64_t C,      \
-                                                 int64_t HW, int num_threads);
+                                                 int64_t HW, int num_threads);                \
+    fc_status fc_batchnorm2d_forward##SUF(T *out, double *mean, double *var, double *invstd,  \
+                                          const T *x, const double *weight,                   \
+                                          const double *bias, double eps, int64_t N,          \
+                                          int64_t C, int64_t HW, int num_threads);            \
+    fc_status fc_batchnorm2d_backward##SUF(T *gx, double *gsum, double *gxsum, const T *g,     \
+                                           const T *x, const double *mean,                    \
+                                           const double *invstd, const double *scale,         \
+                                           int64_t N, int64_t C, int64_t HW, int num_threads);
 FC_BN_DECLS(float, _f32)
 FC_BN_DECLS(double, _f64)
 

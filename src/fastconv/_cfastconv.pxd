@@ -109,11 +109,27 @@ cdef extern from "fastconv.h" nogil:
                                                 const double *a, const double *b,
                                                 const double *c0, int64_t N, int64_t C,
                                                 int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_forward_f32(float *out, double *mean, double *var, double *invstd,
+                                         const float *x, const double *weight, const double *bias,
+                                         double eps, int64_t N, int64_t C, int64_t HW,
+                                         int num_threads)
+    fc_status fc_batchnorm2d_backward_f32(float *gx, double *gsum, double *gxsum, const float *g,
+                                          const float *x, const double *mean,
+                                          const double *invstd, const double *scale,
+                                          int64_t N, int64_t C, int64_t HW, int num_threads)
     fc_status fc_batchnorm2d_backward_apply_f64(double *gx, const double *g, const double *x,
                                                 const double *mean, const double *invstd,
                                                 const double *a, const double *b,
                                                 const double *c0, int64_t N, int64_t C,
                                                 int64_t HW, int num_threads)
+    fc_status fc_batchnorm2d_forward_f64(double *out, double *mean, double *var, double *invstd,
+                                         const double *x, const double *weight, const double *bias,
+                                         double eps, int64_t N, int64_t C, int64_t HW,
+                                         int num_threads)
+    fc_status fc_batchnorm2d_backward_f64(double *gx, double *gsum, double *gxsum, const double *g,
+                                          const double *x, const double *mean,
+                                          const double *invstd, const double *scale,
+                                          int64_t N, int64_t C, int64_t HW, int num_threads)
 
     fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads)
     fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads)

@@ -584,26 +584,6 @@ cdef _bn_dims(x):
     return x.shape[0], x.shape[1], x.shape[2] * x.shape[3]
 
 
-cdef _bn_stats_call(double[::1] mean, double[::1] var, const floating[::1] x, int64_t N,
-                    int64_t C, int64_t HW, int nt):
-    with nogil:
-        if floating is float:
-            fc_batchnorm2d_stats_f32(&mean[0], &var[0], &x[0], N, C, HW, nt)
-        else:
-            fc_batchnorm2d_stats_f64(&mean[0], &var[0], &x[0], N, C, HW, nt)
-
-
-def batchnorm2d_stats(x, int num_threads):
-    """(mean, biased variance) per channel, float64."""
-    N, C, HW = _bn_dims(x)
-    mean, var = np.empty(C), np.empty(C)
-    if x.dtype == np.float32:
-        _bn_stats_call[float](mean, var, x.reshape(-1), N, C, HW, num_threads)
-    else:
-        _bn_stats_call[double](mean, var, x.reshape(-1), N, C, HW, num_threads)
-    return mean, var
-
-
 cdef _bn_apply_call(floating[::1] out, const floating[::1] x, const double[::1] mean,
                     const double[::1] scale, const double[::1] shift, int64_t N, int64_t C,
                     int64_t HW, int nt):
@@ -691,6 +671,64 @@ def batchnorm2d_backward_apply(g, x, mean, invstd, a, b, c0, int num_threads):
         _bn_bwd_apply_call[double](gx.reshape(-1), g.reshape(-1), _flat(x), mean, invstd, a, b,
                                    c0, N, C, HW, num_threads)
     return gx
+
+
+cdef _bn_forward_call(floating[::1] out, double[::1] mean, double[::1] var,
+                      double[::1] invstd, const floating[::1] x, const double[::1] weight,
+                      const double[::1] bias, double eps, int64_t N, int64_t C, int64_t HW,
+                      int nt):
+    cdef const double *wp = NULL if weight is None else &weight[0]
+    cdef const double *bp = NULL if bias is None else &bias[0]
+    with nogil:
+        if floating is float:
+            fc_batchnorm2d_forward_f32(&out[0], &mean[0], &var[0], &invstd[0], &x[0], wp, bp,
+                                       eps, N, C, HW, nt)
+        else:
+            fc_batchnorm2d_forward_f64(&out[0], &mean[0], &var[0], &invstd[0], &x[0], wp, bp,
+                                       eps, N, C, HW, nt)
+
+
+def batchnorm2d_forward(x, weight, bias, double eps, int num_threads):
+    """Batch statistics: (out, mean, biased var, invstd), out = (x - mean)*invstd*weight +
+    bias per channel (weight, bias float64 or None); both passes of a channel together."""
+    N, C, HW = _bn_dims(x)
+    out = np.empty_like(x)
+    mean, var, invstd = np.empty(C), np.empty(C), np.empty(C)
+    if x.dtype == np.float32:
+        _bn_forward_call[float](out.reshape(-1), mean, var, invstd, x.reshape(-1), weight, bias,
+                                eps, N, C, HW, num_threads)
+    else:
+        _bn_forward_call[double](out.reshape(-1), mean, var, invstd, x.reshape(-1), weight,
+                                 bias, eps, N, C, HW, num_threads)
+    return out, mean, var, invstd
+
+
+cdef _bn_backward_call(floating[::1] gx, double[::1] gsum, double[::1] gxsum,
+                       const floating[::1] g, const floating[::1] x, const double[::1] mean,
+                       const double[::1] invstd, const double[::1] scale, int64_t N,
+                       int64_t C, int64_t HW, int nt):
+    with nogil:
+        if floating is float:
+            fc_batchnorm2d_backward_f32(&gx[0], &gsum[0], &gxsum[0], &g[0], &x[0], &mean[0],
+                                        &invstd[0], &scale[0], N, C, HW, nt)
+        else:
+            fc_batchnorm2d_backward_f64(&gx[0], &gsum[0], &gxsum[0], &g[0], &x[0], &mean[0],
+                                        &invstd[0], &scale[0], N, C, HW, nt)
+
+
+def batchnorm2d_backward(g, x, mean, invstd, scale, int num_threads):
+    """Batch statistics: (gx, sum g, sum g*xhat), gx = g*scale - xhat*(scale*sum g*xhat/M)
+    - scale*(sum g)/M per channel, M = N*H*W; both passes of a channel together."""
+    N, C, HW = _bn_dims(g)
+    gx = np.empty_like(g)
+    gsum, gxsum = np.empty(C), np.empty(C)
+    if g.dtype == np.float32:
+        _bn_backward_call[float](gx.reshape(-1), gsum, gxsum, g.reshape(-1), x.reshape(-1),
+                                 mean, invstd, scale, N, C, HW, num_threads)
+    else:
+        _bn_backward_call[double](gx.reshape(-1), gsum, gxsum, g.reshape(-1), x.reshape(-1),
+                                  mean, invstd, scale, N, C, HW, num_threads)
+    return gx, gsum, gxsum
 
 
 # ----------------------------------------------------------------- relu, linear

@@ -137,12 +137,15 @@ class BatchNorm2d(Module):
         nt = get_num_threads()
         batch_stats = self.training or self.running_mean is None or self.running_var is None
         keep = is_grad_enabled()
+        w = self.weight.data.astype(np.float64) if self.affine else None
+        b = self.bias.data.astype(np.float64) if self.affine else None
         if batch_stats:
             m = x.size // C
             if self.training and m <= 1:
                 raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
                                  f"got input of shape {x.shape}")
-            mean, var = _ops.batchnorm2d_stats(x, nt)  # biased; two passes in double
+            # biased variance, two passes in double; each channel normalised right after
+            out, mean, var, invstd = _ops.batchnorm2d_forward(x, w, b, self.eps, nt)
             if self.training and self.track_running_stats and self.running_mean is not None:
                 self._update_running_stats(mean, var, m)
             want_xhat = keep
@@ -151,10 +154,10 @@ class BatchNorm2d(Module):
             # the weight's gradient (not for a frozen layer, e.g. under freeze_bn).
             mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
             want_xhat = keep and self.affine and self.weight.requires_grad
-        invstd = 1.0 / np.sqrt(var + self.eps)
-        scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
-        shift = self.bias.data.astype(np.float64) if self.affine else np.zeros(C)
-        out = _ops.batchnorm2d_apply(x, mean, scale, shift, nt)
+            invstd = 1.0 / np.sqrt(var + self.eps)
+            scale = invstd * (w if self.affine else 1.0)
+            shift = b if self.affine else np.zeros(C)
+            out = _ops.batchnorm2d_apply(x, mean, scale, shift, nt)
         # backward forms x_hat = (x - mean) * invstd from x as it reads it: keeping x
         # costs no pass over memory, where writing x_hat out here would cost one
         self._cache = ((x if want_xhat else None), mean, invstd, batch_stats, x.shape) \
@@ -186,24 +189,23 @@ class BatchNorm2d(Module):
                                "the forward pass; run forward again")
         g = np.ascontiguousarray(g)
         nt = get_num_threads()
-        want_gsum = need_b or (need_x and batch_stats)
-        want_gxsum = need_w or (need_x and batch_stats)
-        gsum, gxsum = _ops.batchnorm2d_backward_reduce(g, x, mean, invstd, want_gsum,
-                                                       want_gxsum, nt)
+        scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
+        gx = None
+        if need_x and batch_stats:
+            # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)), per channel; both
+            # passes over a channel run together, while its data is in cache
+            gx, gsum, gxsum = _ops.batchnorm2d_backward(g, x, mean, invstd, scale, nt)
+        else:
+            gsum, gxsum = _ops.batchnorm2d_backward_reduce(g, x, mean, invstd, need_b, need_w,
+                                                           nt)
+            if need_x:  # running statistics: the per-channel affine map
+                gx = _ops.batchnorm2d_backward_apply(g, None, None, None, scale, scale,
+                                                     np.zeros_like(scale), nt)
         if need_w:
             self.weight.accumulate_grad(gxsum.astype(dt))   # dL/dweight = sum g * xhat
         if need_b:
             self.bias.accumulate_grad(gsum.astype(dt))      # dL/dbias = sum g
-        if not need_x:
-            return None
-        scale = invstd * (self.weight.data.astype(np.float64) if self.affine else 1.0)
-        if batch_stats:
-            # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)), per channel
-            m = g.size // self.num_features
-            return _ops.batchnorm2d_backward_apply(g, x, mean, invstd, scale, scale * gxsum / m,
-                                                   scale * gsum / m, nt)
-        return _ops.batchnorm2d_backward_apply(g, None, None, None, scale, scale,
-                                               np.zeros_like(scale), nt)
+        return gx
 
     def extra_repr(self):
         s = f"{self.num_features}"
