@@ -111,16 +111,6 @@
 
 #define FC_BN_DEFINE(T, SUF)                                                                  \
     FC_BN_CHANNEL_DEFINE(T, SUF)                                                              \
-    fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
-                                        int64_t C, int64_t HW, int nt)                        \
-    {                                                                                         \
-        nt = fc_threads_for(4.0 * N * C * HW, nt);                                            \
-        FC_PRAGMA_PARALLEL_FOR                                                                \
-        for (int64_t c = 0; c < C; c++)                                                       \
-            fc_bn_stats_ch##SUF(mean, var, x, N, C, HW, c);                                   \
-        return FC_OK;                                                                         \
-    }                                                                                         \
-                                                                                              \
     fc_status fc_batchnorm2d_apply##SUF(T *out, const T *x, const double *mean,               \
                                         const double *scale, const double *shift, int64_t N,  \
                                         int64_t C, int64_t HW, int nt)                        \
@@ -160,7 +150,7 @@
     }                                                                                         \
                                                                                               \
     /* Batch statistics and the normalisation of a channel in one work item, its data    \
-     * still in cache for the second pass: mean, var as fc_batchnorm2d_stats, invstd =     \
+     * still in cache for the second pass: mean, var (biased) in two passes, invstd =       \
      * 1/sqrt(var + eps), then out as fc_batchnorm2d_apply with scale = invstd*weight      \
      * (invstd without weight) and shift = bias (0 without). */                            \
     fc_status fc_batchnorm2d_forward##SUF(T *out, double *mean, double *var, double *invstd,  \

@@ -180,25 +180,22 @@ fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int6
                                     int64_t planes, int64_t HW, int64_t OHW, int num_threads);
 
 /* Batch normalisation of [N][C][HW] arrays, per channel c (vectors of C doubles):
- * fc_batchnorm2d_stats:   mean[c] = sum x / M, var[c] = sum (x - mean)^2 / M (biased),
- *                         M = N*HW, two passes in double.
+ * fc_batchnorm2d_forward: with batch statistics, channel by channel: mean[c] = sum x / M,
+ *                         var[c] = sum (x - mean)^2 / M (biased), M = N*HW, two passes
+ *                         in double; invstd = 1/sqrt(var + eps); then out as
+ *                         fc_batchnorm2d_apply with scale = invstd*weight[c] and shift =
+ *                         bias[c] (weight, bias may be NULL: 1 and 0).
  * fc_batchnorm2d_apply:   out = (x - mean[c])*scale[c] + shift[c]. Overwrites out.
  * fc_batchnorm2d_backward_reduce: gsum[c] = sum g, gxsum[c] = sum g*xhat (either may
  *                         be NULL), in double, xhat = (x - mean[c])*invstd[c] formed in T
  *                         as x is read (x, mean, invstd may be NULL when gxsum is).
  * fc_batchnorm2d_backward_apply:  gx = g*a[c] - xhat*b[c] - c0[c], xhat as above (x may
  *                         be NULL: no middle term). Overwrites gx.
- * fc_batchnorm2d_forward: stats and apply for batch statistics, channel by channel:
- *                         mean, var, invstd = 1/sqrt(var + eps), out with scale =
- *                         invstd*weight[c] and shift = bias[c] (weight, bias may be NULL:
- *                         1 and 0).
- * fc_batchnorm2d_backward: the two above for batch statistics, channel by channel:
+ * fc_batchnorm2d_backward: reduce and apply for batch statistics, channel by channel:
  *                         gsum, gxsum, then a = scale[c], b = scale[c]*gxsum[c]/M,
  *                         c0 = scale[c]*gsum[c]/M (all pointers required).
  * Parallel over channels; each channel sums in one fixed order (any num_threads). */
 #define FC_BN_DECLS(T, SUF)                                                                   \
-    fc_status fc_batchnorm2d_stats##SUF(double *mean, double *var, const T *x, int64_t N,     \
-                                        int64_t C, int64_t HW, int num_threads);              \
     fc_status fc_batchnorm2d_apply##SUF(T *out, const T *x, const double *mean,               \
                                         const double *scale, const double *shift, int64_t N,  \
                                         int64_t C, int64_t HW, int num_threads);              \

@@ -86,10 +86,6 @@ cdef extern from "fastconv.h" nogil:
                                      const double *dout, const double *inp, const double *weight,
                                      int64_t N, int64_t IN, int64_t OUT, int num_threads)
 
-    fc_status fc_batchnorm2d_stats_f32(double *mean, double *var, const float *x, int64_t N,
-                                       int64_t C, int64_t HW, int num_threads)
-    fc_status fc_batchnorm2d_stats_f64(double *mean, double *var, const double *x, int64_t N,
-                                       int64_t C, int64_t HW, int num_threads)
     fc_status fc_batchnorm2d_apply_f32(float *out, const float *x, const double *mean,
                                        const double *scale, const double *shift, int64_t N,
                                        int64_t C, int64_t HW, int num_threads)
