@@ -59,9 +59,10 @@ class BatchNorm2d(Module):
     running statistics, only when the weight trains), the mean and ``1/sqrt(var + eps)``,
     and backward forms ``x_hat = (x - mean) / sqrt(var + eps)`` as it reads ``x``, the
     same way each time; so ``x`` must not be changed in place before backward, as for
-    Conv2d, Linear and ReLU, which keep their inputs too. Backward is the full batch-norm gradient when batch statistics were used, and the
-    per-channel affine map ``grad * weight / sqrt(running_var + eps)`` otherwise (eval
-    mode, or a layer pinned by :func:`fastconv.nn.freeze_bn`).
+    Conv2d, Linear and ReLU, which keep their inputs too. Backward is the full
+    batch-norm gradient when batch statistics were used, and the per-channel affine map
+    ``grad * weight / sqrt(running_var + eps)`` otherwise (eval mode, or a layer pinned
+    by :func:`fastconv.nn.freeze_bn`).
 
     Examples
     --------
