@@ -219,6 +219,15 @@ fc_status fc_maxpool2d_backward_f64(double *dinp, const double *dout, const int6
 FC_BN_DECLS(float, _f32)
 FC_BN_DECLS(double, _f64)
 
+/* fc_dropout_forward_{f32,f64}: mask[i] = scale when element i is kept, else 0, and
+ * out[i] = inp[i] * mask[i], i < n. Element i is kept when the top 24 bits of a hash of
+ * (key, i) are >= thr (so with probability 1 - thr / 2^24, thr <= 2^24); the same key
+ * gives the same mask whatever num_threads. */
+fc_status fc_dropout_forward_f32(float *out, float *mask, const float *inp, int64_t n,
+                                 uint64_t key, uint32_t thr, float scale, int num_threads);
+fc_status fc_dropout_forward_f64(double *out, double *mask, const double *inp, int64_t n,
+                                 uint64_t key, uint32_t thr, double scale, int num_threads);
+
 /* fc_relu_forward_{f32,f64}: out[i] = inp[i] > 0 ? inp[i] : 0 (NaN stays NaN), i < n.
  * out may equal inp. Parallel over chunks of the array. */
 fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads);

@@ -68,6 +68,50 @@
         return FC_OK;                                                                         \
     }
 
+/* Dropout's keep test for element i: a counter-based draw (two rounds of a 32-bit
+ * integer finaliser keyed by the call's key), so an element's draw depends on the key
+ * and its index alone, not on the thread that makes it. Its top 24 bits are a uniform
+ * integer u in [0, 2^24); the element is kept when u >= thr. */
+static inline uint32_t fc_dropout_mix(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+#define FC_DROPOUT_DEFINE(T, SUF)                                                             \
+    FC_CLONES static void fc_dropout_chunk##SUF(T *restrict out, T *restrict mask,            \
+                                                const T *restrict inp, int64_t i0, int64_t i1, \
+                                                uint64_t key, uint32_t thr, T scale)          \
+    {                                                                                         \
+        const uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);                        \
+        for (int64_t i = i0; i < i1; i++) {                                                   \
+            const uint32_t hi = (uint32_t)((uint64_t)i >> 32);                                \
+            const uint32_t h = fc_dropout_mix(fc_dropout_mix((uint32_t)i ^ k0) + (hi ^ k1));  \
+            const T m = (h >> 8) >= thr ? scale : (T)0;                                       \
+            mask[i] = m;                                                                      \
+            out[i] = inp[i] * m;                                                              \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    fc_status fc_dropout_forward##SUF(T *out, T *mask, const T *inp, int64_t n, uint64_t key, \
+                                      uint32_t thr, T scale, int nt)                          \
+    {                                                                                         \
+        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        nt = fc_threads_for(8.0 * (double)n, nt);                                             \
+        FC_PRAGMA_PARALLEL_FOR                                                                \
+        for (int64_t it = 0; it < items; it++)                                                \
+            fc_dropout_chunk##SUF(out, mask, inp, it * FC_RELU_CHUNK,                         \
+                                  FC_MIN(n, (it + 1) * FC_RELU_CHUNK), key, thr, scale);      \
+        return FC_OK;                                                                         \
+    }
+
+FC_DROPOUT_DEFINE(float, _f32)
+FC_DROPOUT_DEFINE(double, _f64)
+
 FC_LINEAR_DEFINE(float, _f32, fc_sgemm)
 FC_LINEAR_DEFINE(double, _f64, fc_dgemm)
 FC_LINEAR_BWD_DEFINE(float, _f32, fc_sgemm)

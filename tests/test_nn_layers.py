@@ -538,6 +538,37 @@ def test_dropout_train_statistics_and_mask(p):
     np.testing.assert_allclose(y.mean(), x.mean(), rtol=0.02)  # expectation kept
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_dropout_masks_same_for_any_thread_count_and_unpatterned(dtype):
+    """Each element's draw comes from the call's key and the element's index: the same
+    Generator state gives the same mask on 1, 2 and 3 threads (an array big enough for
+    a team). The keep rate is 1 - p at every position modulo 64 (no lane or chunk
+    pattern), neighbours are kept independently, and two calls draw different masks."""
+    import fastconv
+    p = 0.3
+    x = randn((40, 16384), 2, dtype) + 3
+    masks = []
+    try:
+        for nt in (1, 2, 3):
+            fastconv.set_num_threads(nt)
+            layer = nn.Dropout(p, rng=11)
+            y = layer(x)
+            masks.append(y != 0)
+            np.testing.assert_array_equal(y[masks[-1]], (x * dtype(1 / (1 - p)))[masks[-1]])
+    finally:
+        fastconv.set_num_threads(None)
+    for other in masks[1:]:
+        np.testing.assert_array_equal(masks[0], other)
+    keep = masks[0].reshape(-1)
+    n = keep.size
+    sigma = math.sqrt(p * (1 - p) / (n / 64))
+    rates = keep.reshape(-1, 64).mean(axis=0)
+    assert np.all(np.abs(rates - (1 - p)) < 5 * sigma), rates
+    both = np.mean(keep[:-1] & keep[1:])
+    assert abs(both - (1 - p) ** 2) < 5 * math.sqrt((1 - p) ** 2 / n)
+    assert not np.array_equal(layer(x) != 0, masks[-1])
+
+
 def test_dropout_seeded_and_modes():
     x = randn((4, 50), 0, np.float32)
     a = nn.Dropout(0.5, rng=np.random.default_rng(3))

@@ -1,5 +1,5 @@
 # Declarations of csrc/fastconv.h, one per C prototype, same names.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 cdef extern from "fastconv.h" nogil:
     ctypedef enum fc_status:
@@ -127,6 +127,10 @@ cdef extern from "fastconv.h" nogil:
                                           const double *invstd, const double *scale,
                                           int64_t N, int64_t C, int64_t HW, int num_threads)
 
+    fc_status fc_dropout_forward_f32(float *out, float *mask, const float *inp, int64_t n,
+                                     uint64_t key, uint32_t thr, float scale, int num_threads)
+    fc_status fc_dropout_forward_f64(double *out, double *mask, const double *inp, int64_t n,
+                                     uint64_t key, uint32_t thr, double scale, int num_threads)
     fc_status fc_relu_forward_f32(float *out, const float *inp, int64_t n, int num_threads)
     fc_status fc_relu_forward_f64(double *out, const double *inp, int64_t n, int num_threads)
 

@@ -8,11 +8,12 @@ Scalar arguments arrive already normalised to ints by fastconv.functional; their
 ranges are checked here. Every message names the function, the argument, the
 value received and what was expected.
 """
+import math
 import operator
 
 import numpy as np
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from ._cfastconv cimport *
 
 cdef extern from "fc_build_info.h":
@@ -729,6 +730,40 @@ def batchnorm2d_backward(g, x, mean, invstd, scale, int num_threads):
         _bn_backward_call[double](gx.reshape(-1), gsum, gxsum, g.reshape(-1), x.reshape(-1),
                                   mean, invstd, scale, N, C, HW, num_threads)
     return gx, gsum, gxsum
+
+
+# ----------------------------------------------------------------- dropout
+
+cdef _dropout_call(floating[::1] out, floating[::1] mask, const floating[::1] x, uint64_t key,
+                   uint32_t thr, double scale, int nt):
+    cdef fc_status st
+    with nogil:
+        if floating is float:
+            st = fc_dropout_forward_f32(&out[0], &mask[0], &x[0], x.shape[0], key, thr,
+                                        <float>scale, nt)
+        else:
+            st = fc_dropout_forward_f64(&out[0], &mask[0], &x[0], x.shape[0], key, thr, scale,
+                                        nt)
+    _check_status("dropout", st)
+
+
+def dropout_forward(x, double p, uint64_t key, int num_threads):
+    """Internal helper of nn.Dropout (0 < p < 1, x a float array it has checked):
+    (out, mask), mask = 1/(1 - p) in x's dtype where an element is kept, else 0, and
+    out = x * mask. An element is kept when a 24-bit draw from (key, its index) is at
+    least ceil(p * 2^24)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(x.shape, dtype=x.dtype)
+    mask = np.empty(x.shape, dtype=x.dtype)
+    cdef uint32_t thr = <uint32_t>math.ceil(p * 16777216.0)
+    if flat.shape[0]:
+        if x.dtype == np.float32:
+            _dropout_call[float](out.reshape(-1), mask.reshape(-1), flat, key, thr,
+                                 1.0 / (1.0 - p), num_threads)
+        else:
+            _dropout_call[double](out.reshape(-1), mask.reshape(-1), flat, key, thr,
+                                  1.0 / (1.0 - p), num_threads)
+    return out, mask
 
 
 # ----------------------------------------------------------------- relu, linear

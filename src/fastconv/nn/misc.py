@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 
+from .. import _ops
+from .._runtime import get_num_threads
 from .module import Module, is_grad_enabled
 
 __all__ = ["Sigmoid", "Softmax", "Dropout"]
@@ -172,8 +174,11 @@ class Dropout(Module):
 
     Notes
     -----
-    PyTorch draws its masks from its own generator, so the two libraries' masks
-    differ even with the same seed; the distribution is the same.
+    Each training call takes one 64-bit key from ``rng``; the kernel derives every
+    element's 24-bit uniform draw from the key and the element's index, so the mask
+    does not depend on the thread count, and the element is kept when the draw is at
+    least ``p * 2**24``. PyTorch draws its masks from its own generator, so the two
+    libraries' masks differ even with the same seed; the distribution is the same.
     """
 
     def __init__(self, p=0.5, *, rng=None):
@@ -194,13 +199,14 @@ class Dropout(Module):
             return x.copy()
         if self.p == 1.0:
             mask = np.zeros(x.shape, x.dtype)
+            out = x * mask
         else:
-            keep = self.rng.random(x.shape, dtype=np.float64 if x.dtype == np.float64
-                                   else np.float32) >= self.p
-            mask = keep.astype(x.dtype)
-            mask *= x.dtype.type(1.0 / (1.0 - self.p))
+            # one draw from the Generator per call keys the mask; the kernel derives each
+            # element's draw from the key and the element's index, on any thread count
+            key = int(self.rng.integers(0, 2**64, dtype=np.uint64))
+            out, mask = _ops.dropout_forward(x, self.p, key, get_num_threads())
         self._mask = mask if is_grad_enabled() else None
-        return x * mask
+        return out
 
     def backward(self, grad_output):
         mask = self._saved("_mask")
