@@ -1,8 +1,8 @@
-/* linear.c — fully connected layer and ReLU, float and double. */
+/* linear.c — fully connected layer, ReLU and dropout, float and double. */
 #include "internal.h"
 
-/* Elements per ReLU work item. */
-#define FC_RELU_CHUNK 65536
+/* Elements per work item of the elementwise passes (ReLU, dropout). */
+#define FC_ELEM_CHUNK 65536
 
 #define FC_LINEAR_DEFINE(T, SUF, GEMM)                                                        \
     fc_status fc_linear_forward##SUF(T *out, const T *inp, const T *weight, const T *bias,    \
@@ -20,12 +20,12 @@
                                                                                               \
     fc_status fc_relu_forward##SUF(T *out, const T *inp, int64_t n, int nt)                   \
     {                                                                                         \
-        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        const int64_t items = FC_CEIL_DIV(n, FC_ELEM_CHUNK);                                  \
         nt = fc_threads_for((double)n, nt);                                                   \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \
-            const int64_t i1 = FC_MIN(n, (it + 1) * FC_RELU_CHUNK);                           \
-            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++) {                               \
+            const int64_t i1 = FC_MIN(n, (it + 1) * FC_ELEM_CHUNK);                           \
+            for (int64_t i = it * FC_ELEM_CHUNK; i < i1; i++) {                               \
                 const T v = inp[i];                                                           \
                 out[i] = (v > 0 || v != v) ? v : (T)0; /* NaN propagates */                   \
             }                                                                                 \
@@ -55,12 +55,12 @@
                                                                                               \
     fc_status fc_relu_backward##SUF(T *dinp, const T *dout, const T *inp, int64_t n, int nt)  \
     {                                                                                         \
-        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        const int64_t items = FC_CEIL_DIV(n, FC_ELEM_CHUNK);                                  \
         nt = fc_threads_for((double)n, nt);                                                   \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++) {                                              \
-            const int64_t i1 = FC_MIN(n, (it + 1) * FC_RELU_CHUNK);                           \
-            for (int64_t i = it * FC_RELU_CHUNK; i < i1; i++) {                               \
+            const int64_t i1 = FC_MIN(n, (it + 1) * FC_ELEM_CHUNK);                           \
+            for (int64_t i = it * FC_ELEM_CHUNK; i < i1; i++) {                               \
                 const T d = dout[i]; /* loaded first, so the select vectorizes */             \
                 dinp[i] = inp[i] <= 0 ? (T)0 : d; /* NaN input passes the gradient */         \
             }                                                                                 \
@@ -100,12 +100,12 @@ static inline uint32_t fc_dropout_mix(uint32_t h)
     fc_status fc_dropout_forward##SUF(T *out, T *mask, const T *inp, int64_t n, uint64_t key, \
                                       uint32_t thr, T scale, int nt)                          \
     {                                                                                         \
-        const int64_t items = FC_CEIL_DIV(n, FC_RELU_CHUNK);                                  \
+        const int64_t items = FC_CEIL_DIV(n, FC_ELEM_CHUNK);                                  \
         nt = fc_threads_for(8.0 * (double)n, nt);                                             \
         FC_PRAGMA_PARALLEL_FOR                                                                \
         for (int64_t it = 0; it < items; it++)                                                \
-            fc_dropout_chunk##SUF(out, mask, inp, it * FC_RELU_CHUNK,                         \
-                                  FC_MIN(n, (it + 1) * FC_RELU_CHUNK), key, thr, scale);      \
+            fc_dropout_chunk##SUF(out, mask, inp, it * FC_ELEM_CHUNK,                         \
+                                  FC_MIN(n, (it + 1) * FC_ELEM_CHUNK), key, thr, scale);      \
         return FC_OK;                                                                         \
     }
 
