@@ -1,4 +1,5 @@
-/* winograd.c — 3x3 stride-1 convolution by Winograd F(2x2, 3x3), float and double. */
+/* winograd.c — Winograd convolutions, float and double: F(2x2, 3x3) for 3x3 kernels at
+ * stride 1, F(3x3, 4x4) for kernels that are 4x4 in polyphase form (7x7 at stride 2). */
 #include <string.h>
 #include "internal.h"
 
@@ -16,6 +17,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define T float
 #define FC_SUF _f32
 #define FC_BS(kt) (&(kt)->s)
+#define FC_WUKR(kt) ((kt)->sgemm_ukr)
+#define FC_WUKR_T fc_ukr_f32
 #define FC_WV fc_wv_f32
 #define FC_WI fc_wi_f32
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
@@ -23,6 +26,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #undef T
 #undef FC_SUF
 #undef FC_BS
+#undef FC_WUKR
+#undef FC_WUKR_T
 #undef FC_WV
 #undef FC_WI
 #undef FC_WEVEN
@@ -30,6 +35,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define T double
 #define FC_SUF _f64
 #define FC_BS(kt) (&(kt)->d)
+#define FC_WUKR(kt) ((kt)->dgemm_ukr)
+#define FC_WUKR_T fc_ukr_f64
 #define FC_WV fc_wv_f64
 #define FC_WI fc_wi_f64
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}

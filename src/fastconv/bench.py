@@ -4,8 +4,10 @@ For every layer of :data:`fastconv.shapes.LAYERS` (float32, seeded inputs, with
 bias) this times
 
   fastconv-im2col, fastconv-direct, fastconv-auto   ``fastconv.conv2d`` per algorithm
-  fastconv-winograd                                 Winograd F(2x2, 3x3), an algorithm of
-                                                    auto only (3x3 stride-1 layers)
+  fastconv-winograd                                 Winograd, an algorithm of auto only:
+                                                    F(2x2, 3x3) on 3x3 stride-1 layers,
+                                                    F(3x3, 4x4) on the polyphase form of
+                                                    7x7 stride-2 layers (forward only)
   torch                                             ``torch.nn.functional.conv2d``
                                                     (when torch is installed)
   numpy                                             im2col + ``np.matmul`` per group
@@ -265,13 +267,20 @@ def _winograd_applies(layer):
             and layer.C // layer.groups > 1)
 
 
+def _winograd_forward_applies(layer):
+    """The forward also has F(3x3, 4x4) for kernels that are 4x4 per stride phase."""
+    return _winograd_applies(layer) or (
+        layer.stride in (1, 2) and -(-layer.KH // layer.stride) == 4
+        and -(-layer.KW // layer.stride) == 4 and layer.C // layer.groups > 1)
+
+
 def _forward_fns(layer, x, w, b, torch):
     kw = layer.kwargs()
     fns = {f"fastconv-{a}": (lambda a=a: fastconv.conv2d(x, w, b, **kw, algo=a)) for a in ALGOS}
-    if _winograd_applies(layer):  # an algorithm of auto only: through the extension
-        pad = (layer.padding, layer.padding)
+    if _winograd_forward_applies(layer):  # an algorithm of auto only: through the extension
+        pad, stride = (layer.padding, layer.padding), (layer.stride, layer.stride)
         fns["fastconv-winograd"] = lambda: _ops.conv2d_forward(
-            x, w, b, (1, 1), pad, (1, 1), layer.groups, False, _ops.ALGO_WINOGRAD,
+            x, w, b, stride, pad, (1, 1), layer.groups, False, _ops.ALGO_WINOGRAD,
             fastconv.get_num_threads())
     if torch is not None:
         tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))

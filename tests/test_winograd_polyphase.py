@@ -1,0 +1,167 @@
+"""Winograd F(3x3, 4x4) on the polyphase form: the forward algorithm 'auto' runs on
+kernels that split by their stride into 4x4 phase kernels (7x7 and 8x8 at stride 2,
+such as ResNet's first layer; 4x4 at stride 1).
+
+Like F(2x2, 3x3) it is reached through fastconv._ops with the Winograd algorithm code
+(the C entry point picks the variant from the geometry). Oracles: the float64 NumPy
+references of tests/reference.py and, for inf and NaN, the im2col algorithm.
+"""
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _ops
+from fastconv.shapes import LAYERS
+from reference import assert_close_scaled, conv2d_ref, conv2d_scale_ref
+
+WINO = _ops.ALGO_WINOGRAD
+DTYPES = [np.float32, np.float64]
+# The transforms add rounding of their own (entries up to 5 in B, 4 in A, 1/24 in G),
+# yet the errors measured on these cases stay under 3% of the direct sums' per-term
+# tolerance: the same tolerance holds.
+
+# name: (x shape, weight shape, stride, padding, groups)
+CASES = {
+    "r18_first_small": ((2, 3, 30, 30), (16, 3, 7, 7), (2, 2), (3, 3), 1),
+    "k8_s2": ((1, 2, 19, 17), (5, 2, 8, 8), (2, 2), (1, 2), 1),
+    "k4_s1": ((2, 5, 11, 13), (7, 5, 4, 4), (1, 1), (2, 1), 1),
+    "k7x4_s2x1": ((2, 4, 13, 10), (6, 4, 7, 4), (2, 1), (3, 0), 1),
+    "groups2": ((2, 6, 17, 15), (8, 3, 7, 7), (2, 2), (3, 3), 2),
+    "no_pad": ((1, 3, 21, 23), (8, 3, 7, 7), (2, 2), (0, 0), 1),
+    "wide_pad": ((1, 3, 9, 8), (4, 3, 7, 7), (2, 2), (6, 5), 1),
+    "out_3x3": ((1, 3, 5, 5), (4, 3, 7, 7), (2, 2), (3, 3), 1),
+    "out_1x1": ((2, 3, 1, 1), (3, 3, 7, 7), (2, 2), (3, 3), 1),
+    "out_2x4": ((1, 2, 4, 8), (3, 2, 7, 7), (2, 2), (3, 3), 1),
+    # 280 polyphase channels: more than one KC = 256 chunk of the packed GEMM
+    "deep_280": ((1, 70, 9, 9), (9, 70, 7, 7), (2, 2), (3, 3), 1),
+    # several blocks of tiles, starting inside tile rows, odd output sizes
+    "many_tiles": ((3, 3, 61, 49), (24, 3, 7, 7), (2, 2), (3, 3), 1),
+    "channels_17": ((1, 17, 27, 25), (33, 17, 4, 4), (1, 1), (1, 2), 1),
+}
+
+
+def inputs(case, dtype, seed=0):
+    x_shape, w_shape = CASES[case][:2]
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape).astype(dtype),
+            rng.standard_normal(w_shape).astype(dtype),
+            rng.standard_normal(w_shape[0]).astype(dtype))
+
+
+def wino_forward(x, w, b, case, threads=1, code=WINO):
+    _, _, stride, padding, groups = CASES[case]
+    return _ops.conv2d_forward(x, w, b, stride, padding, (1, 1), groups, False, code, threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forward_matches_reference(case, dtype, simd):
+    x, w, b = inputs(case, dtype)
+    _, _, stride, padding, groups = CASES[case]
+    before = [a.copy() for a in (x, w, b)]
+    out = wino_forward(x, w, b, case)
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    assert out.dtype == dtype
+    assert_close_scaled(out, conv2d_ref(x, w, b, **kw), conv2d_scale_ref(x, w, b, **kw),
+                        w.shape[1] * w.shape[2] * w.shape[3], dtype)
+    for a, a0 in zip((x, w, b), before):
+        assert np.array_equal(a, a0)
+
+
+def test_without_bias_and_into_out():
+    x, w, _ = inputs("many_tiles", np.float32)
+    _, _, stride, padding, _ = CASES["many_tiles"]
+    want = wino_forward(x, w, np.zeros(w.shape[0], np.float32), "many_tiles")
+    out = np.full(want.shape, np.nan, np.float32)
+    got = _ops.conv2d_forward(x, w, None, stride, padding, (1, 1), 1, False, WINO, 1, out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("case", ["many_tiles", "groups2", "deep_280"])
+def test_same_bits_for_any_thread_count_and_block_split(case):
+    """The team size changes the blocks of tiles (and where inside a tile row they
+    start); every output keeps its bits."""
+    x, w, b = inputs(case, np.float32, seed=3)
+    out1 = wino_forward(x, w, b, case, threads=1)
+    for nt in (2, 3, 4, 7):
+        assert np.array_equal(wino_forward(x, w, b, case, threads=nt), out1)
+
+
+def test_resnet_first_layer_at_batch_2():
+    L = LAYERS["r18_conv1"].scaled(N=2)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(L.x_shape).astype(np.float32)
+    w = rng.standard_normal(L.w_shape).astype(np.float32)
+    kw = L.kwargs()
+    assert fastconv.conv2d_algo(L.w_shape, **{k: kw[k] for k in ("stride", "padding")}) \
+        == "winograd"
+    got = fastconv.conv2d(x, w, **kw)
+    ref = dict(stride=kw["stride"], padding=kw["padding"])
+    assert_close_scaled(got, conv2d_ref(x, w, **ref), conv2d_scale_ref(x, w, **ref),
+                        3 * 49, np.float32)
+    assert np.array_equal(got, fastconv.conv2d(x, w, **kw, out=np.empty_like(got)))
+
+
+@pytest.mark.parametrize("where", ["x_inf", "x_nan", "w_inf", "w_nan", "bias_inf",
+                                   "overflow", "x_inf_edge"])
+def test_non_finite_values_give_the_direct_sums_answer(where):
+    """The transforms mix neighbouring inputs (inf - inf = NaN where the sums give inf);
+    an output that is not finite makes the call recompute by im2col, bit for bit."""
+    x, w, b = inputs("many_tiles", np.float32)
+    if where == "x_inf":
+        x[1, 2, 10, 10] = np.inf
+    elif where == "x_nan":
+        x[0, 0, 0, 5] = np.nan
+    elif where == "w_inf":
+        w[4, 2, 1, 6] = -np.inf
+    elif where == "w_nan":
+        w[0, 0, 3, 3] = np.nan
+    elif where == "bias_inf":
+        b[7] = np.inf
+    elif where == "overflow":
+        x[2, 1, 3:9, 3:9] = 3e38
+    else:  # the last input column: read by the last tiles of a row and its phantom
+        x[0, 1, 30, 48] = np.inf
+    want = wino_forward(x, w, b, "many_tiles", code=_ops.ALGO_IM2COL)
+    assert not np.isfinite(want).all()
+    np.testing.assert_array_equal(wino_forward(x, w, b, "many_tiles"), want)
+
+
+def test_auto_uses_it_where_conv2d_algo_says():
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=2, padding=3) == "winograd"
+    assert fastconv.conv2d_algo((64, 3, 8, 8), stride=2, padding=3) == "winograd"
+    assert fastconv.conv2d_algo((32, 16, 4, 4), padding=1) == "winograd"
+    assert fastconv.conv2d_algo((64, 6, 7, 7), stride=2, padding=3, groups=2) == "winograd"
+    # forward only; not for few channels, other kernels, dilation or wide padding
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=2, padding=3, grad="input") != "winograd"
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=2, padding=3, grad="weight") != "winograd"
+    assert fastconv.conv2d_algo((64, 1, 7, 7), stride=2, padding=3) != "winograd"
+    assert fastconv.conv2d_algo((8, 3, 7, 7), stride=2, padding=3) != "winograd"
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=1, padding=3) != "winograd"
+    assert fastconv.conv2d_algo((64, 3, 5, 5), stride=2, padding=2) != "winograd"
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=2, padding=3, dilation=2) != "winograd"
+    assert fastconv.conv2d_algo((64, 3, 7, 7), stride=2, padding=7) != "winograd"
+
+    x, w, b = inputs("r18_first_small", np.float32)
+    _, _, stride, padding, _ = CASES["r18_first_small"]
+    assert fastconv.conv2d_algo(w.shape, stride=stride, padding=padding) == "winograd"
+    nt = fastconv.get_num_threads()
+    assert np.array_equal(fastconv.conv2d(x, w, b, stride=stride, padding=padding),
+                          wino_forward(x, w, b, "r18_first_small", threads=nt))
+
+
+@pytest.mark.parametrize("kw", [dict(kernel=(6, 6), stride=(2, 2)),
+                                dict(kernel=(7, 7), stride=(3, 3)),
+                                dict(kernel=(5, 5), stride=(1, 1)),
+                                dict(kernel=(7, 7), stride=(2, 2), dilation=(2, 2))])
+def test_other_geometries_are_refused(kw):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((4, 3) + kw["kernel"]).astype(np.float32)
+    before = x.copy(), w.copy()
+    with pytest.raises(ValueError, match="rejected"):
+        _ops.conv2d_forward(x, w, None, kw["stride"], (1, 1), kw.get("dilation", (1, 1)), 1,
+                            False, WINO, 1)
+    assert np.array_equal(x, before[0]) and np.array_equal(w, before[1])
