@@ -1,5 +1,5 @@
 /* winograd.c — Winograd convolutions, float and double: F(2x2, 3x3) for 3x3 kernels at
- * stride 1, F(3x3, 4x4) for kernels that are 4x4 in polyphase form (7x7 at stride 2). */
+ * stride 1, F(4x4, 4x4) for kernels that are 4x4 in polyphase form (7x7 at stride 2). */
 #include <string.h>
 #include "internal.h"
 

@@ -6,7 +6,7 @@ bias) this times
   fastconv-im2col, fastconv-direct, fastconv-auto   ``fastconv.conv2d`` per algorithm
   fastconv-winograd                                 Winograd, an algorithm of auto only:
                                                     F(2x2, 3x3) on 3x3 stride-1 layers,
-                                                    F(3x3, 4x4) on the polyphase form of
+                                                    F(4x4, 4x4) on the polyphase form of
                                                     7x7 stride-2 layers (forward only)
   torch                                             ``torch.nn.functional.conv2d``
                                                     (when torch is installed)
@@ -268,7 +268,7 @@ def _winograd_applies(layer):
 
 
 def _winograd_forward_applies(layer):
-    """The forward also has F(3x3, 4x4) for kernels that are 4x4 per stride phase."""
+    """The forward also has F(4x4, 4x4) for kernels that are 4x4 per stride phase."""
     return _winograd_applies(layer) or (
         layer.stride in (1, 2) and -(-layer.KH // layer.stride) == 4
         and -(-layer.KW // layer.stride) == 4 and layer.C // layer.groups > 1)

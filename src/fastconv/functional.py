@@ -55,7 +55,7 @@ def _conv_padding(fn, padding, weight, dilation):
 def conv2d_algo(weight_shape, stride=1, padding=0, dilation=1, groups=1, grad="forward"):
     """The algorithm ``algo='auto'`` runs for a convolution: 'im2col', 'direct' or
     'winograd' (Winograd F(2x2, 3x3), which auto runs on 3x3 stride-1 layers with 16 or
-    more channels per group, and F(3x3, 4x4) on the polyphase form of 7x7 and 8x8
+    more channels per group, and F(4x4, 4x4) on the polyphase form of 7x7 and 8x8
     stride-2 kernels, such as ResNet's first layer; it is not a value of ``algo``).
 
     Parameters
@@ -98,10 +98,10 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
     - forward of kernels that split by stride into 4x4 phases (7x7 or 8x8 at stride 2,
       4x4 at stride 1; dilation 1) with at least 12 polyphase channels per group
       (C/groups * SH * SW: 3 input channels at stride 2) and 16 output channels per
-      group: Winograd F(3x3, 4x4) on the polyphase form, 48 multiplies per output and
-      input channel of a 7x7 stride-2 kernel instead of 147 (0.5-0.85 of the time of
-      direct, the faster of the other two there; with fewer channels its 36 short
-      GEMMs cost about as much as direct);
+      group: Winograd F(4x4, 4x4) on the polyphase form, 36.75 multiplies per output
+      and input channel of a 7x7 stride-2 kernel instead of 147 (0.45-0.85 of the time
+      of the faster of direct and im2col in float32, 0.5-0.95 in float64; with fewer
+      channels its 49 short GEMMs cost about as much as direct);
     - forward and input gradient: direct on depthwise convolutions (one input channel
       per group, where im2col + GEMM degenerates to tiny products);
     - forward also direct when the reduction C/groups*KH*KW is at most 160 and the
@@ -150,7 +150,7 @@ def _choose_algo(weight, groups, padding, dilation, grad="forward", stride=(1, 1
 
 def _polyphase_4x4(kh, kw, stride, dilation):
     """Whether the kernel splits by its stride (1 or 2) into 4x4 phase kernels: the
-    geometries of the C kernel's Winograd F(3x3, 4x4)."""
+    geometries of the C kernel's Winograd F(4x4, 4x4)."""
     sh, sw = stride
     return (tuple(dilation) == (1, 1) and sh in (1, 2) and sw in (1, 2)
             and -(-kh // sh) == 4 and -(-kw // sw) == 4)
@@ -182,7 +182,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     algo : {'auto', 'direct', 'im2col'}
         'im2col': per-tile im2col + packed GEMM. 'direct': no im2col buffer.
         'auto' picks the faster for the shape (and runs Winograd F(2x2, 3x3) on 3x3
-        stride-1 layers with 16 or more channels per group, F(3x3, 4x4) on 7x7
+        stride-1 layers with 16 or more channels per group, F(4x4, 4x4) on 7x7
         stride-2 first layers; see :func:`conv2d_algo`).
         All give the same result to rounding.
     out : ndarray, optional
