@@ -22,7 +22,6 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WV fc_wv_f32
 #define FC_WI fc_wi_f32
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
-#define FC_WODD {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
 #include "winograd_impl.inc"
 #undef T
 #undef FC_SUF
@@ -32,7 +31,6 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #undef FC_WV
 #undef FC_WI
 #undef FC_WEVEN
-#undef FC_WODD
 
 #define T double
 #define FC_SUF _f64
@@ -42,5 +40,4 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WV fc_wv_f64
 #define FC_WI fc_wi_f64
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}
-#define FC_WODD {1, 3, 5, 7, 9, 11, 13, 15}
 #include "winograd_impl.inc"

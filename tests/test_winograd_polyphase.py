@@ -40,7 +40,7 @@ CASES = {
     # phantom, blocks a multiple of 16), odd output sizes
     "many_tiles": ((3, 3, 61, 57), (24, 3, 7, 7), (2, 2), (3, 3), 1),
     "channels_17": ((1, 17, 27, 25), (33, 17, 4, 4), (1, 1), (1, 2), 1),
-    # rows wide enough for the input split by whole vectors (the last one overlapping)
+    # wide rows: 38 tiles and a phantom per tile row
     "wide_s2": ((1, 3, 9, 301), (16, 3, 7, 7), (2, 2), (3, 3), 1),
     "wide_s1": ((1, 4, 6, 150), (16, 4, 4, 4), (1, 1), (1, 2), 1),
 }
