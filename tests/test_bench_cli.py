@@ -211,3 +211,16 @@ def test_winograd_row_and_auto_against_the_best_algorithm(tmp_path, capsys):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"fmnist_c2 {pass_}")
                     and "auto / best" in ln)
         assert line.endswith(f"auto / best algorithm ({best[9:]}) {ratio:.2f}")
+
+
+def test_winograd_row_of_the_polyphase_layer_is_forward_only(tmp_path):
+    """r18_conv1 (7x7, stride 2) has a Winograd row for its forward pass (F(4x4, 4x4) on
+    the polyphase form, what auto runs there) and none for its backward pass."""
+    path = tmp_path / "poly.json"
+    assert cli.main(["bench", "--quick", "--layers", "r18_conv1", "--batch", "1",
+                     "--backward", "--no-plot", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["measurements"]
+    forward = {r["impl"]: r for r in rows if r["pass"] == "forward"}
+    backward = {r["impl"] for r in rows if r["pass"] == "backward"}
+    assert "fastconv-winograd" in forward and "fastconv-winograd" not in backward
+    assert forward["fastconv-auto"]["auto_algo"] == "winograd"

@@ -44,6 +44,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import fastconv
 from fastconv import _ops
 
+from .functional import _polyphase_4x4
 from .shapes import LAYERS
 
 # Nominal single-thread FP32 FMA peak of the machine fastconv is tuned on (AMD EPYC,
@@ -270,8 +271,8 @@ def _winograd_applies(layer):
 def _winograd_forward_applies(layer):
     """The forward also has F(4x4, 4x4) for kernels that are 4x4 per stride phase."""
     return _winograd_applies(layer) or (
-        layer.stride in (1, 2) and -(-layer.KH // layer.stride) == 4
-        and -(-layer.KW // layer.stride) == 4 and layer.C // layer.groups > 1)
+        _polyphase_4x4(layer.KH, layer.KW, (layer.stride,) * 2, (1, 1))
+        and layer.C // layer.groups > 1)
 
 
 def _forward_fns(layer, x, w, b, torch):
