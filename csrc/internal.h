@@ -68,6 +68,9 @@ typedef void (*fc_direct_pack_f64)(const fc_conv2d_geom *g, double *dst, const d
  * padded input xp ([C/G][rows][WP] from padded row 0); dt is scratch of
  * FC_WGRAD_DT_LANES * OH * OW elements. */
 #define FC_WGRAD_DT_LANES 32
+/* The most memory the direct weight gradient takes for one copy of the gradient per
+ * image, when it splits the images over threads (conv2d_impl.inc). */
+#define FC_WGRAD_SPLIT_MAX_BYTES (64.0 * 1024 * 1024)
 typedef void (*fc_direct_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const float *dout,
                                     float *dt, const float *xp, int64_t rows, int64_t WP,
                                     int64_t oc0, int64_t oc1);
@@ -167,6 +170,33 @@ extern double fc_compute_min_flops;
 static inline int fc_threads_for_compute(double flops, int nt)
 {
     return (nt < 1 || flops < fc_compute_min_flops) ? 1 : nt;
+}
+
+/* Rows per block when each of `items` equal items of a parallel loop may also be
+ * split into blocks of its M rows (MR-aligned): all M rows (no split) when the items
+ * already spread evenly enough over a team of nt, else the height of the fewest
+ * blocks per item whose busiest thread does at most 1.1 times the even share,
+ * or of the most even split tried. */
+static inline int64_t fc_row_step(int64_t items, int64_t M, int64_t mr, int nt)
+{
+    if (nt <= 1 || items <= 0 || M <= mr)
+        return M > 0 ? M : 1;
+    const int64_t panels = (M + mr - 1) / mr, most = panels < 4 * (int64_t)nt ? panels
+                                                                              : 4 * (int64_t)nt;
+    const double even = (double)items / nt;
+    int64_t best_mb = 1;
+    double best = -1;
+    for (int64_t mb = 1; mb <= most; mb++) {
+        const double load = (double)((items * mb + nt - 1) / nt) / (double)mb;
+        if (best < 0 || load < best) {
+            best = load;
+            best_mb = mb;
+        }
+        if (load <= 1.1 * even)
+            break;
+    }
+    const int64_t rows = (M + best_mb - 1) / best_mb;
+    return (rows + mr - 1) / mr * mr;
 }
 
 /* Nominal flops of a convolution: 2 per multiply-add of the direct sums. */

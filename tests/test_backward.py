@@ -620,6 +620,8 @@ THREAD_CASES = {
     "dw_3x3_n5_12": _layer_case("dw_3x3_n5_12", LAYERS["dw_3x3"].scaled(N=5, H=12, W=12)),
     # Batch 1: any split is over tiles of one image.
     "r18_l2_n1_14": _layer_case("r18_l2_n1_14", LAYERS["r18_l2"].scaled(N=1, H=14, W=14)),
+    # One tile per image and fewer images than threads: output channels split too.
+    "r50_1x1_n1": _layer_case("r50_1x1_n1", LAYERS["r50_1x1"].scaled(N=1, H=7, W=7)),
     # Many small images: more images than chunks.
     "many_images": {"id": "many_images", "x": (37, 6, 9, 8), "w": (8, 3, 3, 3),
                     "stride": (2, 1), "padding": (1, 2), "dilation": (1, 2), "groups": 2},
