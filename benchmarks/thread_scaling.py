@@ -37,9 +37,16 @@ def _inputs(layer):
     return x, w, b, gout
 
 
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
 def measure(layer_names, counts, rounds):
-    """{(layer, pass): {threads: median seconds}}"""
-    results = {}
+    """({(layer, pass): {threads: median seconds}}, {(layer, pass): same bits?})
+
+    The second dict says whether every thread count returned the same bits as
+    the first (fastconv promises it; the warm-up calls are compared)."""
+    results, same = {}, {}
     for name in layer_names:
         layer = LAYERS[name]
         x, w, b, gout = _inputs(layer)
@@ -48,9 +55,15 @@ def measure(layer_names, counts, rounds):
                   "backward": lambda: fastconv.conv2d_backward(gout, x, w, **kw)}
         for pass_, fn in passes.items():
             times = {n: [] for n in counts}
+            first = None
+            same[(name, pass_)] = True
             for n in counts:  # warm-up: thread pool and workspaces
                 fastconv.set_num_threads(n)
-                fn()
+                got = _as_tuple(fn())
+                if first is None:
+                    first = got
+                elif any(a.tobytes() != b.tobytes() for a, b in zip(first, got)):
+                    same[(name, pass_)] = False
             for _ in range(rounds):
                 order = list(counts)
                 random.shuffle(order)
@@ -61,17 +74,19 @@ def measure(layer_names, counts, rounds):
                     times[n].append(time.perf_counter() - t)
             results[(name, pass_)] = {n: float(np.median(v)) for n, v in times.items()}
     fastconv.set_num_threads(None)
-    return results
+    return results, same
 
 
-def report(results, counts, title):
+def report(measured, counts, title):
+    results, same = measured
     print(f"\n{title}")
     print(f"  {'layer':<22}" + "".join(f"{str(n) + ' thr ms':>12}" for n in counts)
-          + "".join(f"{'x' + str(n):>8}" for n in counts[1:]))
+          + "".join(f"{'x' + str(n):>8}" for n in counts[1:]) + "  same bits")
     for (name, pass_), med in results.items():
         base = med[counts[0]]
         print(f"  {name + ' ' + pass_:<22}" + "".join(f"{1e3 * med[n]:>12.2f}" for n in counts)
-              + "".join(f"{base / med[n]:>8.2f}" for n in counts[1:]))
+              + "".join(f"{base / med[n]:>8.2f}" for n in counts[1:])
+              + ("  yes" if same[(name, pass_)] else "  NO"))
 
 
 def main(argv=None):
