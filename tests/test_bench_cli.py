@@ -5,6 +5,7 @@ themselves are not judged here, only that they are there and consistent.
 """
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -224,3 +225,29 @@ def test_winograd_row_of_the_polyphase_layer_is_forward_only(tmp_path):
     backward = {r["impl"] for r in rows if r["pass"] == "backward"}
     assert "fastconv-winograd" in forward and "fastconv-winograd" not in backward
     assert forward["fastconv-auto"]["auto_algo"] == "winograd"
+
+
+def test_round_robin_pauses_before_every_timed_call():
+    """With settle > 0 no call starts sooner than settle seconds after the previous
+    one returned (the spinning threads of the implementation before it go to sleep);
+    without it the calls follow each other at once."""
+    events = []
+
+    def make(name):
+        def fn():
+            events.append((name, time.perf_counter(), "in"))
+            events.append((name, time.perf_counter(), "out"))
+        return fn
+
+    for settle in (0.02, 0.0):
+        events.clear()
+        times = bench._time_round_robin({"a": make("a"), "b": make("b")}, min_reps=4,
+                                        budget=0.0, settle=settle)
+        assert {name: n for name, (_, n) in times.items()} == {"a": 4, "b": 4}
+        calls = [(events[i][1], events[i + 1][1]) for i in range(0, len(events), 2)]
+        assert len(calls) == 2 + 8  # warm-ups, then 4 timed rounds of two
+        gaps = [start - end for (_, end), (start, _) in zip(calls[2:], calls[3:])]
+        if settle:
+            assert min(gaps) >= settle
+        else:  # (a median: a busy machine may hold up one call)
+            assert float(np.median(gaps)) < 0.02

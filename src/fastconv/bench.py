@@ -23,7 +23,10 @@ implementations, so that noise on a shared machine hits them all alike: rounds
 that call each implementation once, in a new (seeded) random order each round,
 after one warm-up call each. Every peer runs with the same thread count: torch through
 ``torch.set_num_threads``, NumPy's BLAS through threadpoolctl when it is
-installed.
+installed. With more than one thread every timed call starts after a pause of
+SETTLE_S: the worker threads of some runtimes (libgomp's by default, OpenBLAS's)
+keep spinning on their cores for a while after a call returns, and would slow
+whichever implementation came next.
 
 The ratios are time / peer time in the same process: below 1 fastconv is faster.
 GFLOP/s count a multiply-add as 2 and a full backward as twice the forward's
@@ -62,6 +65,10 @@ ALGOS = ("im2col", "direct", "auto")
 FULL = dict(min_reps=7, budget=1.0)     # per implementation and measurement
 QUICK = dict(min_reps=3, budget=0.2)
 MAX_ROUNDS = 10_000
+# Pause before each timed call when several threads run (see the module docstring):
+# longer than OpenBLAS's worker threads poll (2**28 cycles, about 0.1 s) and
+# libgomp's spin before they sleep.
+SETTLE_S = 0.15
 
 
 class BenchError(Exception):
@@ -226,10 +233,11 @@ def _check(impl, what, got, want):
                          f"exceeds {RTOL:g}; a wrong result is not timed")
 
 
-def _time_round_robin(fns, min_reps, budget):
+def _time_round_robin(fns, min_reps, budget, settle=0.0):
     """{name: ((median, min, interquartile range) seconds per call, number of calls)} of
     each callable, called in turn in rounds (after a warm-up each) until each has run
-    min_reps times and budget seconds per callable have passed."""
+    min_reps times and budget seconds per callable have passed; each timed call
+    starts at least settle seconds after the previous call returned."""
     names = list(fns)
     for name in names:
         fns[name]()
@@ -241,6 +249,8 @@ def _time_round_robin(fns, min_reps, budget):
     rounds = 0
     while rounds < MAX_ROUNDS:
         for name in order.permutation(names):
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fns[name]()
             samples[name].append(time.perf_counter() - t0)
@@ -491,9 +501,9 @@ def run(args, parser=None, stream=None):
     threadpoolctl = _optional("threadpoolctl")
     threads = fastconv.get_num_threads() if args.threads is None else args.threads
     peak = NOMINAL_PEAK_GFLOPS if args.peak is None else args.peak
-    peak_note = ("nominal, this workplace's AMD EPYC Zen 4; pass --peak for your machine"
-                 if args.peak is None else "from --peak")
-    reps = QUICK if args.quick else FULL
+    peak_note = ("nominal, the AMD EPYC Zen 4 core fastconv is tuned on; pass --peak for "
+                 "your machine" if args.peak is None else "from --peak")
+    reps = dict(QUICK if args.quick else FULL, settle=SETTLE_S if threads > 1 else 0.0)
 
     previous_threads = fastconv._runtime._explicit_threads
     previous_torch = torch.get_num_threads() if torch is not None else None
@@ -515,7 +525,8 @@ def run(args, parser=None, stream=None):
         log(f"machine: {context['machine']}; python {context['python']}; {context['date']}")
         log(f"peak: {peak:g} GFLOP/s per thread ({peak_note}); "
             f"{'quick: ' if args.quick else ''}median of >= {reps['min_reps']} interleaved "
-            f"calls and >= {reps['budget']:g} s per implementation")
+            f"calls and >= {reps['budget']:g} s per implementation"
+            + (f", each after a {reps['settle']:g} s pause" if reps["settle"] else ""))
         passes = ["forward"] + (["backward"] if args.backward else [])
         summary = []
         for layer in layers:
