@@ -108,8 +108,10 @@ fc_status fc_conv2d_forward_direct_f64(double *out, const double *inp, const dou
  *   sum, the partial sums added in chunk order. Workspace: one im2col tile and packed
  *   panels per thread, plus the partial sums.
  * direct: dinp as a stride-1 direct convolution of dout spread by the stride, with
- *   the flipped kernel (no im2col buffer); dweight per (group, 16 output channels),
- *   reducing over the images in order.
+ *   the flipped kernel (no im2col buffer); dweight per (group, 32 output channels),
+ *   reducing over the images in order (with fewer such blocks than threads, per
+ *   image into its own copy, up to 64 MiB of copies, added in image order: the same
+ *   sums).
  * Both: the same bits for any num_threads. */
 fc_status fc_conv2d_backward_im2col_f32(float *dinp, float *dweight, float *dbias,
                                         const float *dout, const float *inp, const float *weight,

@@ -68,9 +68,6 @@ typedef void (*fc_direct_pack_f64)(const fc_conv2d_geom *g, double *dst, const d
  * padded input xp ([C/G][rows][WP] from padded row 0); dt is scratch of
  * FC_WGRAD_DT_LANES * OH * OW elements. */
 #define FC_WGRAD_DT_LANES 32
-/* The most memory the direct weight gradient takes for one copy of the gradient per
- * image, when it splits the images over threads (conv2d_impl.inc). */
-#define FC_WGRAD_SPLIT_MAX_BYTES (64.0 * 1024 * 1024)
 typedef void (*fc_direct_bwd_w_f32)(const fc_conv2d_geom *g, float *dweight, const float *dout,
                                     float *dt, const float *xp, int64_t rows, int64_t WP,
                                     int64_t oc0, int64_t oc1);
