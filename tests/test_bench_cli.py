@@ -39,6 +39,7 @@ def _check_measurements(result, passes, with_torch, threads):
     layer = LAYERS[LAYER].scaled(N=BATCH)
     context = result["context"]
     assert context["threads"] == threads
+    assert context["settle_s"] == (bench.SETTLE_S if threads > 1 else 0.0)
     assert context["fastconv"] == fastconv.__version__
     assert context["simd"] == fastconv._get_simd()
     assert context["numpy"] == np.__version__

@@ -516,6 +516,7 @@ def run(args, parser=None, stream=None):
         if torch is not None:
             torch.set_num_threads(threads)
         context = _context(threads, peak, peak_note, torch, threadpoolctl)
+        context["settle_s"] = reps["settle"]
         log(f"fastconv {context['fastconv']} bench: SIMD {context['simd']}, "
             f"OpenMP {'on' if context['openmp'] else 'off'}, {threads} "
             f"thread{'' if threads == 1 else 's'} for every implementation")
