@@ -4,8 +4,11 @@ other cores busy.
     python benchmarks/thread_scaling.py [--layers r18_l2,r18_l3] [--threads 1,2]
                                         [--busy N] [--rounds 15]
 
-For each layer and pass it prints the median time at every thread count and the
-speed-up over the first count. With ``--busy N`` it first starts N processes that
+For each layer and pass it prints the median time at every thread count, the
+speed-up over the first count, and for the last count where a shortfall comes from:
+the process CPU time against the first count's (above 1.0 each thread got slower)
+and the CPU time over the wall time (how busy the team was). The speed-up is the
+second divided by the first. With ``--busy N`` it first starts N processes that
 spin on the CPU (as other work on a shared machine would) and measures again next
 to them: a thread that waits for a busy core must not make the call collapse
 (fastconv's OpenMP threads wait passively; see ``fastconv.config()``). Medians of
@@ -42,11 +45,14 @@ def _as_tuple(result):
 
 
 def measure(layer_names, counts, rounds):
-    """({(layer, pass): {threads: median seconds}}, {(layer, pass): same bits?})
+    """({(layer, pass): {threads: median seconds}}, {(layer, pass): {threads: median
+    process CPU seconds}}, {(layer, pass): same bits?})
 
-    The second dict says whether every thread count returned the same bits as
-    the first (fastconv promises it; the warm-up calls are compared)."""
-    results, same = {}, {}
+    The CPU time of a call counts every thread of the process (fastconv's idle threads
+    sleep, so it is the work done). The last dict says whether every thread count
+    returned the same bits as the first (fastconv promises it; the warm-up calls are
+    compared)."""
+    results, cpu, same = {}, {}, {}
     for name in layer_names:
         layer = LAYERS[name]
         x, w, b, gout = _inputs(layer)
@@ -55,6 +61,7 @@ def measure(layer_names, counts, rounds):
                   "backward": lambda: fastconv.conv2d_backward(gout, x, w, **kw)}
         for pass_, fn in passes.items():
             times = {n: [] for n in counts}
+            cpus = {n: [] for n in counts}
             first = None
             same[(name, pass_)] = True
             for n in counts:  # warm-up: thread pool and workspaces
@@ -69,24 +76,37 @@ def measure(layer_names, counts, rounds):
                 random.shuffle(order)
                 for n in order:
                     fastconv.set_num_threads(n)
+                    c = time.process_time()
                     t = time.perf_counter()
                     fn()
                     times[n].append(time.perf_counter() - t)
+                    cpus[n].append(time.process_time() - c)
             results[(name, pass_)] = {n: float(np.median(v)) for n, v in times.items()}
+            cpu[(name, pass_)] = {n: float(np.median(v)) for n, v in cpus.items()}
     fastconv.set_num_threads(None)
-    return results, same
+    return results, cpu, same
 
 
 def report(measured, counts, title):
-    results, same = measured
+    """One row per layer and pass: median ms per thread count, speed-up over the first
+    count, and for the last count the CPU time against the first count's (more than
+    1.0: each thread got slower, e.g. from shared caches, memory or cores) and the
+    CPU time over the wall time (how busy the team was; at most the thread count)."""
+    results, cpu, same = measured
+    last = counts[-1]
     print(f"\n{title}")
     print(f"  {'layer':<22}" + "".join(f"{str(n) + ' thr ms':>12}" for n in counts)
-          + "".join(f"{'x' + str(n):>8}" for n in counts[1:]) + "  same bits")
-    for (name, pass_), med in results.items():
+          + "".join(f"{'x' + str(n):>8}" for n in counts[1:])
+          + (f"{'cpu ' + str(last) + '/' + str(counts[0]):>10}{'busy ' + str(last):>9}"
+             if len(counts) > 1 else "") + "  same bits")
+    for key, med in results.items():
+        name, pass_ = key
         base = med[counts[0]]
         print(f"  {name + ' ' + pass_:<22}" + "".join(f"{1e3 * med[n]:>12.2f}" for n in counts)
               + "".join(f"{base / med[n]:>8.2f}" for n in counts[1:])
-              + ("  yes" if same[(name, pass_)] else "  NO"))
+              + (f"{cpu[key][last] / cpu[key][counts[0]]:>10.2f}"
+                 f"{cpu[key][last] / med[last]:>9.2f}" if len(counts) > 1 else "")
+              + ("  yes" if same[key] else "  NO"))
 
 
 def main(argv=None):
