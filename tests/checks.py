@@ -83,3 +83,10 @@ def readonly(a):
 # or writable.
 LAYOUTS = {"transposed": transposed, "sliced": sliced, "reversed": reversed_strides,
            "readonly": readonly}
+
+
+def poison(spots, where):
+    """Writes one special value (inf, NaN, a huge number) in place: spots maps each name
+    to (array, index, value), the index an element or a slice (``np.s_[...]``)."""
+    a, at, value = spots[where]
+    a[at] = value

@@ -135,18 +135,10 @@ def test_non_finite_values_give_the_direct_sums_answer(where):
     """Winograd mixes neighbouring inputs (inf - inf = NaN where the sums give inf);
     an output that is not finite makes the call recompute by im2col, bit for bit."""
     x, w, b = inputs("many_tiles", np.float32)
-    if where == "x_inf":
-        x[1, 3, 10, 10] = np.inf
-    elif where == "x_nan":
-        x[0, 0, 0, 5] = np.nan
-    elif where == "w_inf":
-        w[4, 2, 1, 1] = -np.inf
-    elif where == "w_nan":
-        w[0, 0, 2, 2] = np.nan
-    elif where == "bias_inf":
-        b[7] = np.inf
-    else:
-        x[2, 5, 3:6, 3:6] = 3e38
+    checks.poison({"x_inf": (x, (1, 3, 10, 10), np.inf), "x_nan": (x, (0, 0, 0, 5), np.nan),
+                   "w_inf": (w, (4, 2, 1, 1), -np.inf), "w_nan": (w, (0, 0, 2, 2), np.nan),
+                   "bias_inf": (b, 7, np.inf), "overflow": (x, np.s_[2, 5, 3:6, 3:6], 3e38)},
+                  where)
     pad = CASES["many_tiles"][2]
     want = _ops.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1, False, _ops.ALGO_IM2COL, 1)
     assert not np.isfinite(want).all()
@@ -161,8 +153,7 @@ def _poisoned(where):
     spots = {"gout_inf": (gout, (1, 5, 0, 7), np.inf), "gout_nan": (gout, (2, 23, 29, 25), np.nan),
              "w_inf": (w, (4, 2, 1, 1), -np.inf), "w_nan": (w, (0, 0, 2, 2), np.nan),
              "x_nan": (x, (2, 3, 29, 25), np.nan), "x_inf": (x, (0, 0, 4, 4), -np.inf)}
-    a, at, value = spots[where]
-    a[at] = value
+    checks.poison(spots, where)
     return x, w, gout, CASES["many_tiles"][2]
 
 

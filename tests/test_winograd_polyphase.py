@@ -10,6 +10,7 @@ references of tests/reference.py and, for inf and NaN, the im2col algorithm.
 import numpy as np
 import pytest
 
+import checks
 import fastconv
 from fastconv import _ops
 from fastconv.shapes import LAYERS
@@ -115,20 +116,11 @@ def test_non_finite_values_give_the_direct_sums_answer(where):
     """The transforms mix neighbouring inputs (inf - inf = NaN where the sums give inf);
     an output that is not finite makes the call recompute by im2col, bit for bit."""
     x, w, b = inputs("many_tiles", np.float32)
-    if where == "x_inf":
-        x[1, 2, 10, 10] = np.inf
-    elif where == "x_nan":
-        x[0, 0, 0, 5] = np.nan
-    elif where == "w_inf":
-        w[4, 2, 1, 6] = -np.inf
-    elif where == "w_nan":
-        w[0, 0, 3, 3] = np.nan
-    elif where == "bias_inf":
-        b[7] = np.inf
-    elif where == "overflow":
-        x[2, 1, 3:9, 3:9] = 3e38
-    else:  # the last input column: read by the last tiles of a row and its phantom
-        x[0, 1, 30, 56] = np.inf
+    checks.poison({"x_inf": (x, (1, 2, 10, 10), np.inf), "x_nan": (x, (0, 0, 0, 5), np.nan),
+                   "w_inf": (w, (4, 2, 1, 6), -np.inf), "w_nan": (w, (0, 0, 3, 3), np.nan),
+                   "bias_inf": (b, 7, np.inf), "overflow": (x, np.s_[2, 1, 3:9, 3:9], 3e38),
+                   # the last input column: read by the last tiles of a row and its phantom
+                   "x_inf_edge": (x, (0, 1, 30, 56), np.inf)}, where)
     want = wino_forward(x, w, b, "many_tiles", code=_ops.ALGO_IM2COL)
     assert not np.isfinite(want).all()
     np.testing.assert_array_equal(wino_forward(x, w, b, "many_tiles"), want)
