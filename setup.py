@@ -139,9 +139,11 @@ def cythonize_ops():
         sources=["src/fastconv/_ops.pyx"] + BASE_SOURCES,
         include_dirs=[CSRC],
         define_macros=[],
-        # headers and included kernel bodies: a change to any of them rebuilds
+        # headers, included kernel bodies and the per-ISA files (compiled apart and
+        # linked in as objects): a change to any of them rebuilds and relinks
         depends=sorted(str(p.relative_to(ROOT)) for pattern in ("*.h", "*.inc")
-                       for p in (ROOT / CSRC).rglob(pattern)),
+                       for p in (ROOT / CSRC).rglob(pattern))
+        + sorted(src for sources, _ in ISA_SOURCES.values() for src in sources),
     )
     return cythonize([ext], compiler_directives={"language_level": 3}, quiet=True)
 
