@@ -45,6 +45,17 @@ int fc_simd_best(void);
 int fc_simd_set(int level);
 int fc_simd_get(void);
 const char *fc_simd_name(int level);
+/* The AVX-512 float GEMM micro-tile: 1 = wide (8 x 32, for cores with two 512-bit FMA
+ * ports: Intel's), 0 = narrow (8 x 16, e.g. AMD Zen 4). Each element of a product is
+ * the same sum either way; only speed, and the column tiles of the im2col weight
+ * gradient (NR-aligned), depend on it. Other SIMD levels have one tile. _set: a
+ * negative value restores the CPU's default; returns the setting in use. Not
+ * thread-safe with respect to running kernels. */
+int fc_wide_tile_default(void);
+int fc_wide_tile_set(int wide);
+int fc_wide_tile_get(void);
+/* "MRxNR" of the float GEMM micro-tile in use (SIMD level and tile). */
+const char *fc_sgemm_tile(void);
 /* 1 when the library was compiled with OpenMP. */
 int fc_openmp_enabled(void);
 /* Sets glibc malloc's mmap and trim thresholds (bytes; see workspace.c). Returns 1

@@ -118,6 +118,7 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    const char *stile;      /* "MRxNR" of the float GEMM micro-tile */
     fc_blocking s;          /* float */
     fc_ukr_f32 sgemm_ukr;
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
@@ -142,10 +143,13 @@ extern const fc_kernels fc_kernels__ref;
 #ifdef FC_HAVE_X86_KERNELS
 extern const fc_kernels fc_kernels__avx2;
 extern const fc_kernels fc_kernels__avx512;
+extern const fc_kernels fc_kernels__avx512w;
 #endif
 
 /* The table of the SIMD level in use (dispatch.c). */
 const fc_kernels *fc_active_kernels(void);
+/* kt with its narrow float GEMM tile (the same table at every level but AVX-512). */
+const fc_kernels *fc_kernels_narrow(const fc_kernels *kt);
 
 /* Per-thread workspace: a 64-byte aligned block of at least `bytes`, owned by the
  * calling OS thread, kept between calls and grown when too small (so repeated calls

@@ -12,12 +12,18 @@ THREAD_COUNTS = (1, 2, 3)
 
 
 def simd_levels():
-    """SIMD levels this CPU supports, or ``[]`` when fastconv does not import."""
+    """SIMD kernel sets this CPU supports, or ``[]`` when fastconv does not import: the
+    levels, and at AVX-512 also the float GEMM tile that is not in force (this CPU's
+    default or FASTCONV_GEMM_TILE's), as ``avx512-narrow`` or ``avx512-wide``; the tile
+    in force runs as ``avx512``."""
     try:
         import fastconv
     except ImportError:
         return []
-    return list(fastconv._simd_levels())
+    levels = list(fastconv._simd_levels())
+    if levels[-1] == "avx512":
+        levels.append("avx512-" + ("narrow" if fastconv._get_gemm_tile() == "wide" else "wide"))
+    return levels
 
 
 def pytest_generate_tests(metafunc):
@@ -46,15 +52,20 @@ def parallel_paths_at_every_size():
 
 @pytest.fixture
 def simd(request):
-    """Switch fastconv to one SIMD kernel set for the test (parametrized over all)."""
+    """Switch fastconv to one SIMD kernel set for the test (parametrized over all);
+    the test gets the level's name."""
     import fastconv
 
-    previous = fastconv._set_simd(request.param)
+    level, _, tile = request.param.partition("-")
+    previous = fastconv._set_simd(level)
+    previous_tile = fastconv._set_gemm_tile(tile) if tile else None
     try:
-        assert fastconv._get_simd() == request.param
-        yield request.param
+        assert fastconv._get_simd() == level
+        yield level
     finally:
         fastconv._set_simd(previous)
+        if tile:
+            fastconv._set_gemm_tile(previous_tile)
 
 
 @pytest.fixture(params=THREAD_COUNTS, ids=lambda n: f"t{n}")

@@ -22,7 +22,7 @@ import fastconv
 from fastconv import _ops
 from reference import assert_close_scaled, conv2d_ref, conv2d_scale_ref
 
-ENV_VARS = ("FASTCONV_SIMD", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC",
+ENV_VARS = ("FASTCONV_SIMD", "FASTCONV_GEMM_TILE", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC",
             "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DISPLAY_ENV", "FASTCONV_MALLOC",
             "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
             "GLIBC_TUNABLES")

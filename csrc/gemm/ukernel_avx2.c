@@ -72,6 +72,7 @@ void fc_dconv2d_depthwise_bwd_w__avx2(const fc_conv2d_geom *g, double *dweight, 
  * MC = 120: a 120 x 256 float A block is 120 KiB. */
 const fc_kernels fc_kernels__avx2 = {
     .name = "avx2",
+    .stile = "6x16",
     .s = {.mr = 6, .nr = 16, .kc = 256, .mc = 120, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,
     .d = {.mr = 6, .nr = 8, .kc = 256, .mc = 60, .nc = 1024},

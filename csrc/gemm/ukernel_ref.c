@@ -73,6 +73,7 @@ void fc_dconv2d_depthwise_bwd_w__ref(const fc_conv2d_geom *g, double *dweight, d
  * MC so that an A block (MC x KC) stays well inside L2. */
 const fc_kernels fc_kernels__ref = {
     .name = "portable",
+    .stile = "4x8",
     .s = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_4x8__ref,
     .d = {.mr = 4, .nr = 4, .kc = 256, .mc = 128, .nc = 1024},

@@ -75,8 +75,10 @@ def _keep_freed_memory():
 
 _MALLOC_POLICY = _keep_freed_memory()
 from ._runtime import (
+    _get_gemm_tile,
     _get_simd,
     _init_simd,
+    _set_gemm_tile,
     _set_simd,
     _simd_levels,
     get_num_threads,
@@ -104,12 +106,22 @@ def _openmp_enabled():
     return _ops.openmp_enabled()
 
 
+def _gemm_tile_text():
+    """The float GEMM micro-tile in use, and at AVX-512 which of the two it is."""
+    tile = _ops.sgemm_tile()
+    if _get_simd() != "avx512":
+        return tile
+    default = " (this CPU's default)" if _get_gemm_tile() == _ops.gemm_tile_default() else ""
+    return f"{tile} {_get_gemm_tile()}{default}"
+
+
 def config():
     """The build and run-time configuration as a dict (see show_config)."""
     return {
         "version": __version__,
         "simd_in_use": _get_simd(),
         "simd_available": _simd_levels(),
+        "gemm_tile": _gemm_tile_text(),
         "openmp": _openmp_enabled(),
         "num_threads": get_num_threads(),
         "omp_wait_policy": _WAIT_POLICY,

@@ -53,6 +53,33 @@ def simd_set(str level):
     return fc_simd_name(fc_simd_set(SIMD_LEVELS.index(level))).decode()
 
 
+GEMM_TILES = ("narrow", "wide")
+
+
+def gemm_tile_default():
+    """The AVX-512 float GEMM tile this CPU gets by default: 'wide' or 'narrow'."""
+    return GEMM_TILES[fc_wide_tile_default()]
+
+
+def gemm_tile_get():
+    return GEMM_TILES[fc_wide_tile_get()]
+
+
+def gemm_tile_set(str tile):
+    """Select the AVX-512 float GEMM tile ('narrow' 8x16, 'wide' 8x32, or 'default');
+    returns the previous setting."""
+    if tile not in GEMM_TILES + ("default",):
+        raise ValueError(f"GEMM tile must be one of {GEMM_TILES + ('default',)}, got {tile!r}")
+    previous = gemm_tile_get()
+    fc_wide_tile_set(-1 if tile == "default" else GEMM_TILES.index(tile))
+    return previous
+
+
+def sgemm_tile():
+    """'MRxNR' of the float GEMM micro-tile in use (it follows the SIMD level and tile)."""
+    return fc_sgemm_tile().decode()
+
+
 def openmp_enabled():
     return bool(fc_openmp_enabled())
 

@@ -66,14 +66,21 @@ if hasattr(os, "register_at_fork"):
 
 
 def _init_simd():
-    """Apply FASTCONV_SIMD (a cap on the SIMD level) once, at import."""
+    """Apply FASTCONV_SIMD (a cap on the SIMD level) and FASTCONV_GEMM_TILE (the AVX-512
+    float GEMM tile: narrow, wide or default) once, at import."""
+    tile = os.environ.get("FASTCONV_GEMM_TILE", "").strip().lower()
+    tiles = _ops.GEMM_TILES + ("default",)
+    if tile and tile not in tiles:
+        raise ValueError(f"FASTCONV_GEMM_TILE must be one of {', '.join(tiles)}, "
+                         f"got {tile!r}")
     cap = os.environ.get("FASTCONV_SIMD", "").strip().lower()
-    if not cap:
-        return
-    if cap not in _ops.SIMD_LEVELS:
+    if cap and cap not in _ops.SIMD_LEVELS:
         raise ValueError(f"FASTCONV_SIMD must be one of {', '.join(_ops.SIMD_LEVELS)}, "
                          f"got {cap!r}")
-    _ops.simd_set(cap)
+    if tile:
+        _ops.gemm_tile_set(tile)
+    if cap:
+        _ops.simd_set(cap)
 
 
 def _simd_levels():
@@ -94,3 +101,13 @@ def _set_simd(level):
 
 def _get_simd():
     return _ops.simd_get()
+
+
+def _set_gemm_tile(tile):
+    """Switch the AVX-512 float GEMM tile ('narrow', 'wide' or 'default'; for tests and
+    benchmarks); returns the previous one."""
+    return _ops.gemm_tile_set(tile)
+
+
+def _get_gemm_tile():
+    return _ops.gemm_tile_get()

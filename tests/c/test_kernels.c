@@ -111,13 +111,19 @@ int main(void)
     int best = fc_simd_best();
     for (int level = 0; level <= best; level++) {
         fc_simd_set(level);
-        test_gemm(37, 45, 300, 1u);
-        test_gemm(1, 1, 1, 2u);
-        test_conv(2, 3, 11, 9, 7, 3, 1, 1, 1, 1, 3u);
-        test_conv(1, 6, 10, 13, 9, 3, 2, 2, 2, 3, 4u);
-        test_conv(3, 8, 7, 7, 8, 1, 1, 0, 1, 8, 5u);
-        test_conv(2, 4, 12, 12, 17, 5, 3, 2, 1, 1, 6u);
-        test_conv(2, 20, 9, 14, 24, 3, 1, 1, 1, 2, 7u);
+        /* AVX-512 has two float GEMM tiles (narrow 8x16, wide 8x32): both */
+        for (int wide = 0; wide <= (level == FC_SIMD_AVX512); wide++) {
+            fc_wide_tile_set(wide);
+            test_gemm(37, 45, 300, 1u);
+            test_gemm(1, 1, 1, 2u);
+            test_gemm(17, 50, 9, 8u); /* a full 32-wide panel, then a half one */
+            test_conv(2, 3, 11, 9, 7, 3, 1, 1, 1, 1, 3u);
+            test_conv(1, 6, 10, 13, 9, 3, 2, 2, 2, 3, 4u);
+            test_conv(3, 8, 7, 7, 8, 1, 1, 0, 1, 8, 5u);
+            test_conv(2, 4, 12, 12, 17, 5, 3, 2, 1, 1, 6u);
+            test_conv(2, 20, 9, 14, 24, 3, 1, 1, 1, 2, 7u);
+        }
+        fc_wide_tile_set(-1);
     }
     printf("%s: %d failure(s), SIMD levels 0..%d (%s best)\n", failures ? "FAIL" : "ok", failures,
            best, fc_simd_name(best));
