@@ -1,5 +1,7 @@
 """Helpers shared by the bench_*.py files: validation and throughput reporting."""
 
+import functools
+
 import numpy as np
 
 import fastconv
@@ -9,9 +11,15 @@ try:
 except ImportError:  # the torch peers are skipped
     torch = None
 
-# Single-core FP32 peak of the benchmark machine (AVX-512: 2 FMA units x 16
-# lanes x 2 flops x clock). Percent-of-peak is relative to this times threads.
-PEAK_GFLOPS_PER_THREAD = 116.6
+
+
+@functools.lru_cache(maxsize=None)
+def peak_gflops_per_thread():
+    """Single-core FP32 FMA peak of this machine, measured once per session (as
+    ``python -m fastconv bench`` does). Percent-of-peak is relative to this times threads."""
+    from fastconv import bench
+    return bench.measured_peak()[0]
+
 
 # Max |result - reference| allowed, relative to max |reference|. float32 inputs
 # against a float64 reference: reductions of a few thousand terms stay ~1e-6.
@@ -63,7 +71,7 @@ def record(benchmark, impl, flops=None, nbytes=None):
     if flops is not None:
         gflops = flops / median / 1e9
         info["gflops"] = round(gflops, 2)
-        info["pct_peak"] = round(100 * gflops / (PEAK_GFLOPS_PER_THREAD * threads), 1)
+        info["pct_peak"] = round(100 * gflops / (peak_gflops_per_thread() * threads), 1)
     if nbytes is not None:
         info["gbytes_per_s"] = round(nbytes / median / 1e9, 2)
     RESULTS.append((benchmark.group, benchmark.param or benchmark.name, median, dict(info)))

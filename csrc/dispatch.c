@@ -104,6 +104,21 @@ const fc_kernels *fc_active_kernels(void)
     }
 }
 
+double fc_fma_probe(int level, int64_t iters, double *flops)
+{
+    const fc_kernels *kt = &fc_kernels__ref;
+#ifdef FC_HAVE_X86_KERNELS
+    if (level > fc_simd_best())
+        level = fc_simd_best();
+    if (level == FC_SIMD_AVX512)
+        kt = &fc_kernels__avx512;
+    else if (level == FC_SIMD_AVX2)
+        kt = &fc_kernels__avx2;
+#endif
+    *flops = (double)kt->fma_probe_flops * (double)(iters > 0 ? iters : 0);
+    return kt->fma_probe(iters);
+}
+
 const char *fc_sgemm_tile(void)
 {
     return fc_active_kernels()->stile;

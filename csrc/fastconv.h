@@ -54,6 +54,11 @@ const char *fc_simd_name(int level);
 int fc_wide_tile_default(void);
 int fc_wide_tile_set(int wide);
 int fc_wide_tile_get(void);
+/* The FMA-rate probe of the kernel set of a SIMD level (capped at fc_simd_best()):
+ * runs iters iterations of independent float FMA chains on the calling thread, sets
+ * *flops to the floating-point operations done, and returns a checksum. Time it to
+ * get the single-thread FP32 peak (fastconv bench's percent of peak). */
+double fc_fma_probe(int level, int64_t iters, double *flops);
 /* "MRxNR" of the float GEMM micro-tile in use (SIMD level and tile). */
 const char *fc_sgemm_tile(void);
 /* 1 when the library was compiled with OpenMP. */

@@ -110,6 +110,29 @@ static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
     return g->H * g->SW * wph + FC_MAX(g->W, g->SW * wph) + g->KH * g->KW;
 }
 
+/* The FMA-rate probe of a kernel set (the peak of fastconv bench): CH independent
+ * chains of W-byte float vectors, t = t * m + a, iters times; with the ISA's FMA and
+ * -ffp-contract=fast each step is one fused multiply-add, in plain SSE2 a multiply and
+ * an add. CH covers the FMA ports times their latency. Returns the chains' sum, so
+ * that none is optimised away; flops per iteration: CH * W / 4 * 2. */
+#define FC_FMA_PROBE(NAME, W, CH)                                                        \
+    static double NAME(int64_t iters)                                                    \
+    {                                                                                    \
+        typedef float fc_pv_ __attribute__((vector_size(W)));                            \
+        const fc_pv_ zero = {0}, m = zero + 0.999999f, a = zero + 1e-6f;                  \
+        fc_pv_ t[CH];                                                                    \
+        for (int i = 0; i < (CH); i++)                                                   \
+            t[i] = zero + (float)i;                                                      \
+        for (int64_t k = 0; k < iters; k++) {                                            \
+            _Pragma("GCC unroll 32") for (int i = 0; i < (CH); i++) t[i] = t[i] * m + a; \
+        }                                                                                \
+        double s = 0;                                                                    \
+        for (int i = 0; i < (CH); i++)                                                   \
+            for (int j = 0; j < (W) / 4; j++)                                            \
+                s += t[i][j];                                                            \
+        return s;                                                                        \
+    }
+
 /* GEMM block sizes: MR x NR micro-tile, KC depth of a packed panel, MC rows of a
  * packed A block, NC columns of a packed B block (MC % MR == 0, NC % NR == 0). */
 typedef struct {
@@ -119,6 +142,8 @@ typedef struct {
 typedef struct {
     const char *name;
     const char *stile;      /* "MRxNR" of the float GEMM micro-tile */
+    double (*fma_probe)(int64_t iters); /* FC_FMA_PROBE: */
+    int fma_probe_flops;                /* its flops per iteration */
     fc_blocking s;          /* float */
     fc_ukr_f32 sgemm_ukr;
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */

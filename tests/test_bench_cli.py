@@ -28,6 +28,14 @@ def _has(module):
     return True
 
 
+PEAK = 123.4  # GFLOP/s: what the measurement of the peak returns in these tests
+
+
+@pytest.fixture(autouse=True)
+def fixed_peak(monkeypatch):
+    monkeypatch.setattr(bench, "measured_peak", lambda: (PEAK, "measured: test"))
+
+
 def _run(tmp_path, *extra, name="bench.json"):
     path = tmp_path / name
     assert cli.main(["bench", "--quick", "--layers", LAYER, "--batch", str(BATCH),
@@ -44,7 +52,7 @@ def _check_measurements(result, passes, with_torch, threads):
     assert context["simd"] == fastconv._get_simd()
     assert context["numpy"] == np.__version__
     peak = context["peak_gflops_per_thread"]
-    assert peak == bench.NOMINAL_PEAK_GFLOPS
+    assert peak == PEAK and context["peak_note"] == "measured: test"
     assert result["error"] is None
     assert result["layers"][LAYER]["x_shape"] == list(layer.x_shape)
 
@@ -81,7 +89,7 @@ def _check_measurements(result, passes, with_torch, threads):
 
 def _check_table(text, passes, rows):
     for word in ("fastconv 0", "SIMD", "thread", "torch", "numpy", "BLAS", "machine:",
-                 "peak: 116.6 GFLOP/s per thread (nominal", "summary"):
+                 "peak: 123.4 GFLOP/s per thread (measured: test)", "summary"):
         assert word in text, word
     for pass_ in passes:
         assert f"\n{LAYER} {pass_}: N={BATCH} C=1 28x28 -> OC=32 3x3" in text
@@ -252,3 +260,25 @@ def test_round_robin_pauses_before_every_timed_call():
             assert min(gaps) >= settle
         else:  # (a median: a busy machine may hold up one call)
             assert float(np.median(gaps)) < 0.02
+
+
+def test_measured_peak_is_a_positive_rate_of_the_best_level(monkeypatch):
+    monkeypatch.undo()  # the real measurement, not the fixture's value
+    gflops, note = bench.measured_peak()
+    assert np.isfinite(gflops) and gflops > 0
+    assert note == f"measured: {fastconv._ops.simd_best()} FMA chains on one thread"
+
+
+@pytest.mark.parametrize("level", fastconv._simd_levels())
+def test_fma_peak_of_each_level(level):
+    assert fastconv._ops.fma_peak(level, 0.01) > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(level="avx1024"), "level must be one of"),
+    (dict(level="portable", seconds=0), "seconds must be positive"),
+    (dict(level="portable", seconds=float("nan")), "seconds must be positive"),
+])
+def test_fma_peak_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fastconv._ops.fma_peak(**kwargs)

@@ -67,11 +67,15 @@ void fc_dconv2d_depthwise__avx2(const fc_conv2d_geom *g, int64_t UH, int64_t UW,
 void fc_dconv2d_depthwise_bwd_w__avx2(const fc_conv2d_geom *g, double *dweight, double *dbias,
         const double *dout, const double *src, int64_t nout, double *ws);
 
+FC_FMA_PROBE(fc_fma_probe__avx2, 32, 12)
+
 /* Zen 4 / Haswell-class caches: 32 KiB L1d, >= 256 KiB L2.
  * KC = 256: a 256 x 16 float B micro-panel is 16 KiB (half of L1).
  * MC = 120: a 120 x 256 float A block is 120 KiB. */
 const fc_kernels fc_kernels__avx2 = {
     .name = "avx2",
+    .fma_probe = fc_fma_probe__avx2,
+    .fma_probe_flops = 192,
     .stile = "6x16",
     .s = {.mr = 6, .nr = 16, .kc = 256, .mc = 120, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,

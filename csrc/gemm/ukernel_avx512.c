@@ -108,8 +108,12 @@ void fc_dconv2d_depthwise__avx512(const fc_conv2d_geom *g, int64_t UH, int64_t U
 void fc_dconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, double *dweight, double *dbias,
         const double *dout, const double *src, int64_t nout, double *ws);
 
+FC_FMA_PROBE(fc_fma_probe__avx512, 64, 24)
+
 /* Everything but the float GEMM tile, shared by the two AVX-512 tables. */
 #define FC_AVX512_COMMON                                                                  \
+    .fma_probe = fc_fma_probe__avx512,                                                    \
+    .fma_probe_flops = 768,                                                               \
     .d = {.mr = 8, .nr = 8, .kc = 256, .mc = 120, .nc = 1024},                            \
     .dgemm_ukr = fc_dgemm_ukernel_8x8__avx512,                                            \
     .dgemm_ukr_half = fc_dgemm_ukernel_8x4__avx512,                                       \

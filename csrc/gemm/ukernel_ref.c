@@ -71,8 +71,12 @@ void fc_dconv2d_depthwise_bwd_w__ref(const fc_conv2d_geom *g, double *dweight, d
 
 /* Block sizes: KC so that a B micro-panel (KC x NR) stays in a 32 KiB L1,
  * MC so that an A block (MC x KC) stays well inside L2. */
+FC_FMA_PROBE(fc_fma_probe__ref, 16, 12)
+
 const fc_kernels fc_kernels__ref = {
     .name = "portable",
+    .fma_probe = fc_fma_probe__ref,
+    .fma_probe_flops = 96,
     .stile = "4x8",
     .s = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_4x8__ref,

@@ -15,6 +15,7 @@ cdef extern from "fastconv.h" nogil:
     int fc_wide_tile_set(int wide)
     int fc_wide_tile_get()
     const char *fc_sgemm_tile()
+    double fc_fma_probe(int level, int64_t iters, double *flops)
     int fc_openmp_enabled()
     int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold)
     int fc_max_threads()

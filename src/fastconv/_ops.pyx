@@ -80,6 +80,39 @@ def sgemm_tile():
     return fc_sgemm_tile().decode()
 
 
+def fma_peak(level=None, double seconds=0.1):
+    """Single-thread FP32 FMA rate in GFLOP/s of a SIMD level's kernel set (default: the
+    best this CPU has), measured on the calling thread: the fastest of 5 runs of about
+    seconds / 5 each of independent FMA chains (a run the machine interrupts is slower,
+    never faster)."""
+    import time
+    if level is None:
+        level = simd_best()
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"level must be one of {SIMD_LEVELS} or None, got {level!r}")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    cdef int lvl = SIMD_LEVELS.index(level)
+    cdef int64_t iters = 1 << 12
+    cdef double flops = 0, t = 0, best = 0
+    while True:  # calibrate: a run of at least 2 ms
+        t0 = time.perf_counter()
+        with nogil:
+            fc_fma_probe(lvl, iters, &flops)
+        t = time.perf_counter() - t0
+        if t >= 2e-3 or iters >= (1 << 40):
+            break
+        iters *= 4
+    iters = max(1, <int64_t>(iters * (seconds / 5) / t))
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with nogil:
+            fc_fma_probe(lvl, iters, &flops)
+        t = time.perf_counter() - t0
+        best = max(best, flops / t / 1e9)
+    return best
+
+
 def openmp_enabled():
     return bool(fc_openmp_enabled())
 

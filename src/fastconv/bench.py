@@ -30,7 +30,9 @@ whichever implementation came next.
 
 The ratios are time / peer time in the same process: below 1 fastconv is faster.
 GFLOP/s count a multiply-add as 2 and a full backward as twice the forward's
-FLOPs; percent of peak is relative to ``--peak`` times the thread count.
+FLOPs; percent of peak is relative to the single-thread peak times the thread count:
+the FMA rate of this CPU measured at start (``_ops.fma_peak``: independent FMA chains
+with the best SIMD level's vectors, on one thread), or ``--peak``.
 Results go to a JSON file (always) and, with matplotlib, a bar chart.
 """
 import datetime
@@ -50,9 +52,6 @@ from fastconv import _ops
 from .functional import _polyphase_4x4
 from .shapes import LAYERS
 
-# Nominal single-thread FP32 FMA peak of the machine fastconv is tuned on (AMD EPYC,
-# Zen 4); pass --peak for another machine.
-NOMINAL_PEAK_GFLOPS = 116.6
 # Max |result - reference| allowed, relative to max |reference| (float32 against float64).
 RTOL = 1e-4
 # OpenBLAS reads these when NumPy is imported; they slow the NumPy peer.
@@ -93,8 +92,8 @@ def add_arguments(parser):
                         help="override every layer's batch size (smaller runs, e.g. for tests)")
     parser.add_argument("--peak", type=float, default=None, metavar="GFLOPS",
                         help="single-thread FP32 peak in GFLOP/s for the percent-of-peak "
-                             f"column (default {NOMINAL_PEAK_GFLOPS}, nominal for the AMD EPYC "
-                             "Zen 4 machine fastconv is tuned on)")
+                             "column (default: measured at start, the FMA rate of one thread "
+                             "with the best SIMD level's vectors)")
     parser.add_argument("--json", metavar="PATH", default="fastconv-bench.json",
                         help="where to write the results as JSON (default ./fastconv-bench.json)")
     parser.add_argument("--plot", metavar="PATH", default=None,
@@ -453,6 +452,13 @@ def _plot(path, measurements, log):
 
 # ---------------------------------------------------------------------- run
 
+def measured_peak():
+    """(GFLOP/s, note): this CPU's single-thread FP32 FMA rate, with the vectors of the
+    best SIMD level it has (what the GEMM micro-kernels can reach at most)."""
+    level = _ops.simd_best()
+    return _ops.fma_peak(level, 0.2), f"measured: {level} FMA chains on one thread"
+
+
 def _select_layers(args, parser):
     if args.layers is None:
         names = list(LAYERS)
@@ -500,9 +506,7 @@ def run(args, parser=None, stream=None):
     torch = _optional("torch")
     threadpoolctl = _optional("threadpoolctl")
     threads = fastconv.get_num_threads() if args.threads is None else args.threads
-    peak = NOMINAL_PEAK_GFLOPS if args.peak is None else args.peak
-    peak_note = ("nominal, the AMD EPYC Zen 4 core fastconv is tuned on; pass --peak for "
-                 "your machine" if args.peak is None else "from --peak")
+    peak, peak_note = measured_peak() if args.peak is None else (args.peak, "from --peak")
     reps = dict(QUICK if args.quick else FULL, settle=SETTLE_S if threads > 1 else 0.0)
 
     previous_threads = fastconv._runtime._explicit_threads
