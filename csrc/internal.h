@@ -147,6 +147,9 @@ typedef struct {
     fc_blocking s;          /* float */
     fc_ukr_f32 sgemm_ukr;
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
+    /* Tiles per block of the Winograd F(2x2, 3x3) forward and input gradient, float
+     * and double; 0: from a cache target (winograd_impl.inc, FC_WINO_SLICE) */
+    int wino_tiles;
     fc_blocking d;          /* double */
     fc_ukr_f64 dgemm_ukr;
     fc_ukr_f64 dgemm_ukr_half;

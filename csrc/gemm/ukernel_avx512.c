@@ -144,11 +144,17 @@ const fc_kernels fc_kernels__avx512 = {
 /* The wide tile (dispatch.c says when): Intel's AVX-512 cores have 48 KiB of L1d and
  * 2 MiB of L2, so the 32 KiB B micro-panel of KC = 256 still fits L1 beside an A
  * micro-panel. KC as in the narrow table: every element is the same sum (a KC of 128
- * was no faster). */
+ * was no faster).
+ * Winograd blocks of 96 tiles (three 32-wide panels), whatever the channel counts: on
+ * the Intel Xeon the cache target's 192 KiB per position (512 tiles on fmnist_c2, 192
+ * on r18_l2) made V and M of all 16 positions outgrow L2; 96 tiles took 0.73-0.82 of
+ * the time on fmnist_c2 and 0.89-0.94 on r18_l2, forward and backward, 1 and 2
+ * threads (r18_l3 already had 96); 64 and 128 were no better. */
 const fc_kernels fc_kernels__avx512w = {
     .name = "avx512",
     .stile = "8x32",
     .s = {.mr = 8, .nr = 32, .kc = 256, .mc = 240, .nc = 2048},
+    .wino_tiles = 96,
     .sgemm_ukr = fc_sgemm_ukernel_8x32__avx512,
     .sgemm_ukr_half = fc_sgemm_ukernel_8x16w__avx512,
     FC_AVX512_COMMON,
