@@ -92,12 +92,15 @@ def test_fastconv_simd_env_above_cpu_is_capped():
     assert out == repr((best, fastconv._simd_levels()))
 
 
-@pytest.mark.parametrize("value", ["sse9", "avx-512", "1"])
-def test_fastconv_simd_env_invalid(value):
-    proc = run_python("import fastconv", {"FASTCONV_SIMD": value})
+@pytest.mark.parametrize("var, value, choices", [
+    *[("FASTCONV_SIMD", v, "portable, avx2, avx512") for v in ("sse9", "avx-512", "1")],
+    *[("FASTCONV_GEMM_TILE", v, "narrow, wide, default") for v in ("8x32", "medium", "1")],
+])
+def test_fastconv_env_invalid(var, value, choices):
+    proc = run_python("import fastconv", {var: value})
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ValueError: FASTCONV_SIMD must be one of portable, avx2, avx512"), last
+    assert last.startswith(f"ValueError: {var} must be one of {choices}"), last
     assert repr(value) in last, last
 
 

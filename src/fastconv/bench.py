@@ -169,15 +169,21 @@ def _optional(name):
         return None
 
 
-def _cpu_model():
+def cpuinfo(key):
+    """The first value of a field of /proc/cpuinfo ('model name', 'vendor_id'), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == key:
+                    return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return None
+
+
+def _cpu_model():
+    return cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 def _blas_info(threadpoolctl):
