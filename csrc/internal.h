@@ -114,8 +114,9 @@ static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
  * chains of W-byte float vectors, t = t * m + a, iters times; with the ISA's FMA and
  * -ffp-contract=fast each step is one fused multiply-add, in plain SSE2 a multiply and
  * an add. CH covers the FMA ports times their latency. Returns the chains' sum, so
- * that none is optimised away; flops per iteration: CH * W / 4 * 2. */
+ * that none is optimised away; NAME_flops: its flops per iteration, CH * W / 4 * 2. */
 #define FC_FMA_PROBE(NAME, W, CH)                                                        \
+    enum { NAME##_flops = (CH) * (W) / 4 * 2 };                                          \
     static double NAME(int64_t iters)                                                    \
     {                                                                                    \
         typedef float fc_pv_ __attribute__((vector_size(W)));                            \

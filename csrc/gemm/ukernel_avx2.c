@@ -75,7 +75,7 @@ FC_FMA_PROBE(fc_fma_probe__avx2, 32, 12)
 const fc_kernels fc_kernels__avx2 = {
     .name = "avx2",
     .fma_probe = fc_fma_probe__avx2,
-    .fma_probe_flops = 192,
+    .fma_probe_flops = fc_fma_probe__avx2_flops,
     .stile = "6x16",
     .s = {.mr = 6, .nr = 16, .kc = 256, .mc = 120, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,

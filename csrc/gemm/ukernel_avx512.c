@@ -113,7 +113,7 @@ FC_FMA_PROBE(fc_fma_probe__avx512, 64, 24)
 /* Everything but the float GEMM tile, shared by the two AVX-512 tables. */
 #define FC_AVX512_COMMON                                                                  \
     .fma_probe = fc_fma_probe__avx512,                                                    \
-    .fma_probe_flops = 768,                                                               \
+    .fma_probe_flops = fc_fma_probe__avx512_flops,                                        \
     .d = {.mr = 8, .nr = 8, .kc = 256, .mc = 120, .nc = 1024},                            \
     .dgemm_ukr = fc_dgemm_ukernel_8x8__avx512,                                            \
     .dgemm_ukr_half = fc_dgemm_ukernel_8x4__avx512,                                       \

@@ -76,7 +76,7 @@ FC_FMA_PROBE(fc_fma_probe__ref, 16, 12)
 const fc_kernels fc_kernels__ref = {
     .name = "portable",
     .fma_probe = fc_fma_probe__ref,
-    .fma_probe_flops = 96,
+    .fma_probe_flops = fc_fma_probe__ref_flops,
     .stile = "4x8",
     .s = {.mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_4x8__ref,
