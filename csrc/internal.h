@@ -44,6 +44,15 @@ typedef void (*fc_ukr_f32)(int64_t kc, const float *a, const float *b, float *c,
                            int accumulate);
 typedef void (*fc_ukr_f64)(int64_t kc, const double *a, const double *b, double *c, int64_t ldc,
                            int accumulate);
+/* npos independent MR x NR products in one call: for p < npos,
+ * C_p = A_p B_p (not accumulated) with A_p at a + p*as, B_p at b + p*bs (packed as for
+ * fc_ukr_f32) and C_p at c + p*cs (row stride ldc); every element the same FMA chain
+ * as fc_ukr_f32's. For many short products (Winograd positions of few channels). */
+typedef void (*fc_ukr_pos_f32)(int64_t npos, int64_t kc, const float *a, int64_t as,
+                               const float *b, int64_t bs, float *c, int64_t cs, int64_t ldc);
+typedef void (*fc_ukr_pos_f64)(int64_t npos, int64_t kc, const double *a, int64_t as,
+                               const double *b, int64_t bs, double *c, int64_t cs,
+                               int64_t ldc);
 
 /* Direct convolution of one (image, group), output rows [oh0, oh1), from an input
  * the caller zero-padded (see direct/direct_impl.inc):
@@ -148,6 +157,7 @@ typedef struct {
     fc_blocking s;          /* float */
     fc_ukr_f32 sgemm_ukr;
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
+    fc_ukr_pos_f32 sgemm_ukr_pos; /* sgemm_ukr over several products, or NULL */
     /* Tiles per block of the Winograd F(2x2, 3x3) forward and input gradient, float
      * and double; 0: from a cache target (winograd_impl.inc, FC_WINO_SLICE) */
     int wino_tiles;

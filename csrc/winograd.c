@@ -19,6 +19,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_BS(kt) (&(kt)->s)
 #define FC_WUKR(kt) ((kt)->sgemm_ukr)
 #define FC_WUKR_T fc_ukr_f32
+#define FC_WUKR_POS(kt) ((kt)->sgemm_ukr_pos)
+#define FC_WUKR_POS_T fc_ukr_pos_f32
 #define FC_WV fc_wv_f32
 #define FC_WI fc_wi_f32
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
@@ -28,6 +30,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #undef FC_BS
 #undef FC_WUKR
 #undef FC_WUKR_T
+#undef FC_WUKR_POS
+#undef FC_WUKR_POS_T
 #undef FC_WV
 #undef FC_WI
 #undef FC_WEVEN
@@ -37,6 +41,8 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_BS(kt) (&(kt)->d)
 #define FC_WUKR(kt) ((kt)->dgemm_ukr)
 #define FC_WUKR_T fc_ukr_f64
+#define FC_WUKR_POS(kt) ((fc_ukr_pos_f64)NULL)
+#define FC_WUKR_POS_T fc_ukr_pos_f64
 #define FC_WV fc_wv_f64
 #define FC_WI fc_wi_f64
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}

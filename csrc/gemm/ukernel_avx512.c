@@ -85,6 +85,43 @@ FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x8__avx512, float, __m256, 8, _mm256_, ps, 1
 FC_AVX512_UKERNEL(fc_sgemm_ukernel_8x16w__avx512, float, __m512, 16, _mm512_, ps, 32)
 FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x4__avx512, double, __m256d, 4, _mm256_, pd, 8)
 
+/* fc_ukr_pos_f32 for the 8 x 16 tile: two products at a time, so that sixteen FMA
+ * chains are in flight even when kc is small (12 for ResNet's first layer in
+ * polyphase Winograd form, where one product of eight chains is mostly latency). */
+static void fc_sgemm_ukernel_8x16_pos__avx512(int64_t npos, int64_t kc, const float *a,
+                                              int64_t as, const float *b, int64_t bs,
+                                              float *c, int64_t cs, int64_t ldc)
+{
+    int64_t p = 0;
+    for (; p + 1 < npos; p += 2) {
+        const float *a0 = a + p * as, *a1 = a0 + as, *b0 = b + p * bs, *b1 = b0 + bs;
+        __m512 t0[8], t1[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            t0[i] = _mm512_setzero_ps();
+            t1[i] = _mm512_setzero_ps();
+        }
+#pragma GCC unroll 2
+        for (int64_t k = 0; k < kc; k++) {
+            const __m512 v0 = _mm512_loadu_ps(b0 + 16 * k), v1 = _mm512_loadu_ps(b1 + 16 * k);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                t0[i] = _mm512_fmadd_ps(_mm512_set1_ps(a0[8 * k + i]), v0, t0[i]);
+                t1[i] = _mm512_fmadd_ps(_mm512_set1_ps(a1[8 * k + i]), v1, t1[i]);
+            }
+        }
+        float *c0 = c + p * cs, *c1 = c0 + cs;
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            _mm512_storeu_ps(c0 + i * ldc, t0[i]);
+            _mm512_storeu_ps(c1 + i * ldc, t1[i]);
+        }
+    }
+    if (p < npos)
+        fc_sgemm_ukernel_8x16__avx512(kc, a + p * as, b + p * bs, c + p * cs, ldc, 0);
+}
+
+
 void fc_sconv2d_direct__avx512(const fc_conv2d_geom *g, float *out, const float *xp,
                                int64_t rows, int64_t WP, const float *weight, const float *bias,
                                int64_t oh0, int64_t oh1);
@@ -138,6 +175,7 @@ const fc_kernels fc_kernels__avx512 = {
     .s = {.mr = 8, .nr = 16, .kc = 256, .mc = 240, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_8x16__avx512,
     .sgemm_ukr_half = fc_sgemm_ukernel_8x8__avx512,
+    .sgemm_ukr_pos = fc_sgemm_ukernel_8x16_pos__avx512,
     FC_AVX512_COMMON,
 };
 

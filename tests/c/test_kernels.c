@@ -5,7 +5,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "fastconv.h"
+#include "internal.h" /* the kernel tables, for the micro-kernel checks */
 
 static int failures = 0;
 
@@ -106,6 +108,31 @@ static void test_gemm(int64_t M, int64_t N, int64_t K, unsigned seed)
     free(a); free(b); free(c); free(want);
 }
 
+/* The kernel set's batched micro-kernel (sgemm_ukr_pos), where it has one, against its
+ * single micro-kernel called once per product: the same bits, and nothing written
+ * between the products' C blocks. */
+static void test_ukr_pos(int64_t npos, int64_t kc, unsigned seed)
+{
+    const fc_kernels *kt = fc_active_kernels();
+    if (kt->sgemm_ukr_pos == NULL)
+        return;
+    const int64_t mr = kt->s.mr, nr = kt->s.nr, as = mr * kc + 3, bs = kc * nr + 5;
+    const int64_t ldc = npos * (nr + 4), cs = nr + 4, clen = mr * ldc;
+    float *a = random_array(npos * as, &seed), *b = random_array(npos * bs, &seed);
+    float *got = malloc((size_t)clen * sizeof(float)), *want = malloc((size_t)clen * sizeof(float));
+    for (int64_t i = 0; i < clen; i++)
+        got[i] = want[i] = -7.0f;
+    kt->sgemm_ukr_pos(npos, kc, a, as, b, bs, got, cs, ldc);
+    for (int64_t p = 0; p < npos; p++)
+        kt->sgemm_ukr(kc, a + p * as, b + p * bs, want + p * cs, ldc, 0);
+    if (memcmp(got, want, (size_t)clen * sizeof(float)) != 0) {
+        printf("FAIL %s sgemm_ukr_pos: npos %d kc %d differs from sgemm_ukr\n", kt->name,
+               (int)npos, (int)kc);
+        failures++;
+    }
+    free(a); free(b); free(got); free(want);
+}
+
 int main(void)
 {
     int best = fc_simd_best();
@@ -114,6 +141,9 @@ int main(void)
         /* AVX-512 has two float GEMM tiles (narrow 8x16, wide 8x32): both */
         for (int wide = 0; wide <= (level == FC_SIMD_AVX512); wide++) {
             fc_wide_tile_set(wide);
+            test_ukr_pos(49, 12, 9u);
+            test_ukr_pos(6, 1, 10u);
+            test_ukr_pos(1, 13, 11u);
             test_gemm(37, 45, 300, 1u);
             test_gemm(1, 1, 1, 2u);
             test_gemm(17, 50, 9, 8u); /* a full 32-wide panel, then a half one */
