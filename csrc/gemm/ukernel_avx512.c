@@ -121,7 +121,6 @@ static void fc_sgemm_ukernel_8x16_pos__avx512(int64_t npos, int64_t kc, const fl
         fc_sgemm_ukernel_8x16__avx512(kc, a + p * as, b + p * bs, c + p * cs, ldc, 0);
 }
 
-
 void fc_sconv2d_direct__avx512(const fc_conv2d_geom *g, float *out, const float *xp,
                                int64_t rows, int64_t WP, const float *weight, const float *bias,
                                int64_t oh0, int64_t oh1);
