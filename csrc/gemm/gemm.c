@@ -2,15 +2,6 @@
 #include <string.h>
 #include "../internal.h"
 
-/* Eight-lane vectors of T (GCC's generic vectors, lowered by each target clone) and
- * the perfect-shuffle selectors that transpose 8 x 8 blocks in fc_pack_a. */
-typedef float fc_pv_f32 __attribute__((vector_size(32)));
-typedef int32_t fc_pi_f32 __attribute__((vector_size(32)));
-typedef double fc_pv_f64 __attribute__((vector_size(64)));
-typedef int64_t fc_pi_f64 __attribute__((vector_size(64)));
-#define FC_PLO {0, 8, 1, 9, 2, 10, 3, 11}
-#define FC_PHI {4, 12, 5, 13, 6, 14, 7, 15}
-
 #define T float
 #define FC_PV fc_pv_f32
 #define FC_PI fc_pi_f32
