@@ -238,8 +238,9 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
 
 
 def test_weight_gradient_chunks_and_threads():
-    """Enough tiles for several chunks of the tile reduction (about 8 MiB each): the
-    result must not depend on the thread count."""
+    """Enough tiles (2400) for several chunks of the tile reduction: one KC (256 tiles)
+    per chunk at 1 thread, about 8 MiB of operands (4 KC) with a team, chunks that
+    start inside tile rows and images. The result must not depend on the thread count."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((6, 40, 40, 40)).astype(np.float32)
     w = rng.standard_normal((48, 40, 3, 3)).astype(np.float32)
