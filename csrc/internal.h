@@ -245,16 +245,6 @@ static inline double fc_conv2d_geom_flops(const fc_conv2d_geom *g)
     return 2.0 * g->N * g->OC * g->OH * g->OW * (g->C / g->G) * g->KH * g->KW;
 }
 
-/* Eight-lane vectors of float and double (GCC's generic vectors, lowered by each target
- * clone) and the perfect-shuffle selectors that transpose 8 x 8 blocks of them
- * (fc_transpose8, transpose8.inc). */
-typedef float fc_pv_f32 __attribute__((vector_size(32)));
-typedef int32_t fc_pi_f32 __attribute__((vector_size(32)));
-typedef double fc_pv_f64 __attribute__((vector_size(64)));
-typedef int64_t fc_pi_f64 __attribute__((vector_size(64)));
-#define FC_PLO {0, 8, 1, 9, 2, 10, 3, 11}
-#define FC_PHI {4, 12, 5, 13, 6, 14, 7, 15}
-
 /* Type-generic code (*.inc) is written once and included per dtype with
  * T, FC_SUF (_f32/_f64), FC_BS(kt) and FC_UKR(kt) defined. */
 #define FC_CAT_(a, b) a##b

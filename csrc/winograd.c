@@ -23,8 +23,6 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WUKR_POS_T fc_ukr_pos_f32
 #define FC_WV fc_wv_f32
 #define FC_WI fc_wi_f32
-#define FC_PV fc_pv_f32
-#define FC_PI fc_pi_f32
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
 #include "winograd_impl.inc"
 #undef T
@@ -36,8 +34,6 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #undef FC_WUKR_POS_T
 #undef FC_WV
 #undef FC_WI
-#undef FC_PV
-#undef FC_PI
 #undef FC_WEVEN
 
 #define T double
@@ -49,7 +45,5 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WUKR_POS_T fc_ukr_pos_f64
 #define FC_WV fc_wv_f64
 #define FC_WI fc_wi_f64
-#define FC_PV fc_pv_f64
-#define FC_PI fc_pi_f64
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}
 #include "winograd_impl.inc"

@@ -12,8 +12,6 @@
 #define FC_VW1 6
 
 #define T float
-#define FC_PV fc_pv_f32
-#define FC_PI fc_pi_f32
 #define FC_DIRECT_FN fc_sconv2d_direct__avx512
 #include "direct_impl.inc"
 #define FC_DW_FWD fc_sconv2d_depthwise__avx512
@@ -22,13 +20,9 @@
 #undef FC_DW_FWD
 #undef FC_DW_BWD_W
 #undef T
-#undef FC_PV
-#undef FC_PI
 #undef FC_DIRECT_FN
 
 #define T double
-#define FC_PV fc_pv_f64
-#define FC_PI fc_pi_f64
 #define FC_DIRECT_FN fc_dconv2d_direct__avx512
 #include "direct_impl.inc"
 #define FC_DW_FWD fc_dconv2d_depthwise__avx512
@@ -37,6 +31,4 @@
 #undef FC_DW_FWD
 #undef FC_DW_BWD_W
 #undef T
-#undef FC_PV
-#undef FC_PI
 #undef FC_DIRECT_FN

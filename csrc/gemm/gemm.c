@@ -3,8 +3,6 @@
 #include "../internal.h"
 
 #define T float
-#define FC_PV fc_pv_f32
-#define FC_PI fc_pi_f32
 #define FC_SUF _f32
 #define FC_BS(kt) (&(kt)->s)
 #define FC_UKR(kt) ((kt)->sgemm_ukr)
@@ -17,12 +15,8 @@
 #undef FC_UKR
 #undef FC_UKR_HALF
 #undef FC_UKR_T
-#undef FC_PV
-#undef FC_PI
 
 #define T double
-#define FC_PV fc_pv_f64
-#define FC_PI fc_pi_f64
 #define FC_SUF _f64
 #define FC_BS(kt) (&(kt)->d)
 #define FC_UKR(kt) ((kt)->dgemm_ukr)
@@ -35,8 +29,6 @@
 #undef FC_UKR
 #undef FC_UKR_HALF
 #undef FC_UKR_T
-#undef FC_PV
-#undef FC_PI
 
 fc_status fc_sgemm(int64_t M, int64_t N, int64_t K, const float *a, int64_t rsa, int64_t csa,
                    const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
