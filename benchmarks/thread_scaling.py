@@ -11,8 +11,9 @@ and the CPU time over the wall time (how busy the team was). The speed-up is the
 second divided by the first. With ``--busy N`` it first starts N processes that
 spin on the CPU (as other work on a shared machine would) and measures again next
 to them: a thread that waits for a busy core must not make the call collapse
-(fastconv's OpenMP threads wait passively; see ``fastconv.config()``). Medians of
-interleaved rounds: every round calls each thread count once, in a new order.
+(fastconv's OpenMP threads spin briefly, then sleep; see ``fastconv.config()``).
+Medians of interleaved rounds: every round calls each thread count once, in a new
+order.
 """
 
 import argparse
@@ -49,9 +50,9 @@ def measure(layer_names, counts, rounds):
     process CPU seconds}}, {(layer, pass): same bits?})
 
     The CPU time of a call counts every thread of the process (fastconv's idle threads
-    sleep, so it is the work done). The last dict says whether every thread count
-    returned the same bits as the first (fastconv promises it; the warm-up calls are
-    compared)."""
+    sleep after a short spin, so it is mostly the work done). The last dict says
+    whether every thread count returned the same bits as the first (fastconv promises
+    it; the warm-up calls are compared)."""
     results, cpu, same = {}, {}, {}
     for name in layer_names:
         layer = LAYERS[name]

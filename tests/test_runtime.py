@@ -110,23 +110,50 @@ needs_openmp = pytest.mark.skipif(not fastconv._openmp_enabled(), reason="serial
 
 
 @needs_openmp
-def test_threads_wait_passively_and_the_environment_is_left_as_it_was():
-    """libgomp prints its settings when it loads with OMP_DISPLAY_ENV: a spin count of 0
-    is the passive policy fastconv asks for at import; afterwards the process and its
-    children see no OMP_WAIT_POLICY."""
+def test_threads_spin_briefly_and_the_environment_is_left_as_it_was():
+    """libgomp prints its settings when it loads with OMP_DISPLAY_ENV: the spin count is
+    the short one fastconv asks for at import (not libgomp's default of 300000, nor 0);
+    afterwards the process and its children see no GOMP_SPINCOUNT."""
     proc = run_python("""
         import os, subprocess, sys
         import fastconv
         print(fastconv.config()["omp_wait_policy"])
-        print("OMP_WAIT_POLICY" in os.environ)
+        print("GOMP_SPINCOUNT" in os.environ)
         child = subprocess.run([sys.executable, "-c",
-                                "import os; print('OMP_WAIT_POLICY' in os.environ)"],
+                                "import os; print('GOMP_SPINCOUNT' in os.environ)"],
                                capture_output=True, text=True)
         print(child.stdout.strip())
         """, {"OMP_DISPLAY_ENV": "VERBOSE"})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["passive", "False", "False"]
-    assert "GOMP_SPINCOUNT = '0'" in proc.stderr, proc.stderr
+    n = fastconv._SPIN_COUNT
+    assert 0 < n < 300000
+    assert proc.stdout.splitlines() == [
+        f"spin {n} rounds, then sleep (GOMP_SPINCOUNT={n})", "False", "False"]
+    assert f"GOMP_SPINCOUNT = '{n}'" in proc.stderr, proc.stderr
+
+
+@needs_openmp
+def test_idle_worker_threads_sleep_soon_after_a_call():
+    """After a 2-thread call the worker spins only briefly, then sleeps: while the caller
+    sleeps for 0.3 s, the process uses well under 2 ms of CPU time (about 0.1-0.4 ms on
+    the development VM). libgomp's default spin (GOMP_SPINCOUNT=300000) used 5.3 ms there,
+    OMP_WAIT_POLICY=active all 300 ms. NumPy's BLAS gets one thread: its own workers
+    spin for a while after NumPy's import."""
+    proc = run_python("""
+        import time
+        import numpy as np
+        import fastconv
+        fastconv.set_num_threads(2)
+        x = np.ones((8, 16, 32, 32), np.float32)
+        w = np.ones((32, 16, 3, 3), np.float32)
+        for _ in range(3):
+            fastconv.conv2d(x, w, padding=1)
+        c = time.process_time()
+        time.sleep(0.3)
+        print(time.process_time() - c)
+        """, {"OPENBLAS_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 0.002, proc.stdout
 
 
 @needs_openmp
