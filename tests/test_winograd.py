@@ -237,14 +237,17 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
     assert_close_scaled(gb, want_b, scale_b, n_terms, dtype)
 
 
-def test_weight_gradient_chunks_and_threads():
-    """Enough tiles (2400) for several chunks of the tile reduction: one KC (256 tiles)
-    per chunk at 1 thread, about 8 MiB of operands (4 KC) with a team, chunks that
-    start inside tile rows and images. The result must not depend on the thread count."""
+@pytest.mark.parametrize("n, width", [(6, 40), (3, 70)])
+def test_weight_gradient_chunks_and_threads(n, width):
+    """Enough tiles for several chunks of the tile reduction: one KC (256 tiles) per
+    chunk at 1 thread, about 8 MiB of operands (4 KC) with a team, chunks that start
+    inside tile rows and images. 2400 tiles end in chunks of 96 and 352 tiles; 2100 in
+    52 tiles, which join the chunk before (at 1 thread and with a team). The result
+    must not depend on the thread count."""
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((6, 40, 40, 40)).astype(np.float32)
+    x = rng.standard_normal((n, 40, 40, width)).astype(np.float32)
     w = rng.standard_normal((48, 40, 3, 3)).astype(np.float32)
-    gout = rng.standard_normal((6, 48, 40, 40)).astype(np.float32)
+    gout = rng.standard_normal((n, 48, 40, width)).astype(np.float32)
     gw1, gb1 = wino_grad_w(gout, x, w, (1, 1), 1, threads=1)
     want = conv2d_backward_ref(gout, x, w, padding=(1, 1))[1]
     np.testing.assert_allclose(gw1, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
