@@ -25,9 +25,9 @@ def _import_kernels():
     up to ten parallel steps. fastconv sets GOMP_SPINCOUNT=_SPIN_COUNT: a wait shorter
     than about 20 microseconds (the steps of one call mostly follow each other that
     closely) is spun through, a longer one sleeps. Measured there with
-    benchmarks/thread_scaling.py, 2 threads against 1: backward passes 1.44-1.71x
-    against 1.33-1.65x sleeping at once, and 0.86-0.97x next to a busy process (about
-    as sleeping at once; a spin of 2000 gave 0.77-0.85x on fmnist_c2's backward).
+    benchmarks/thread_scaling.py (BENCHMARKS.md), 2 threads against 1 on three backward
+    passes: 1.49-1.73x against 1.33-1.67x sleeping at once, and 0.85-0.97x next to a
+    busy process against 0.88-0.97x (a spin of 3000 gave 1.61-1.80x and 0.79-0.94x).
     libgomp reads the variable once, when it is loaded, which is when this extension
     is imported: it is set for that moment only (child processes and other libraries
     see the environment as it was). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT
