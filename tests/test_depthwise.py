@@ -81,6 +81,12 @@ EXTRA = {
     "c40_k3_p1": make_case(40, 1, 10, 14, 3, 3, padding=1, N=3),
     "tall_k65": make_case(2, 1, 70, 5, 65, 1, padding=(1, 0), N=1),
     "n1_c1_m4": make_case(1, 4, 14, 14, 3, 3, padding=1, N=1),
+    # stride 2 over rows wide enough that the plane copy splits even and odd columns
+    # by vectors at every SIMD level (the last pair overlapping the one before), and
+    # rows of exact vector multiples
+    "w70_k3_s2_p1": make_case(2, 1, 9, 70, 3, 3, stride=2, padding=1),
+    "w113_k3_s2": make_case(2, 2, 7, 113, 3, 3, stride=2),
+    "w96_k5_s2_p2": make_case(2, 1, 6, 96, 5, 5, stride=2, padding=2),
 }
 
 
