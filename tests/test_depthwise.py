@@ -1,6 +1,6 @@
 """The depthwise path of algo='direct' (C/groups == 1): forward, input, weight and bias
 gradients against the NumPy references, at every SIMD level, for channel multipliers 1
-and 2, kernels 1/3/5/7 and odd shapes, strides, paddings and dilations; the same bits for
+to 32, kernels 1/3/5/7 and odd shapes, strides, paddings and dilations; the same bits for
 1, 2 and 3 threads; PyTorch's answer where inputs or weights are inf or NaN (padding never
 meets them); inputs left untouched; PyTorch as a second oracle when it is installed.
 
@@ -87,6 +87,14 @@ EXTRA = {
     "w70_k3_s2_p1": make_case(2, 1, 9, 70, 3, 3, stride=2, padding=1),
     "w113_k3_s2": make_case(2, 2, 7, 113, 3, 3, stride=2),
     "w96_k5_s2_p2": make_case(2, 1, 6, 96, 5, 5, stride=2, padding=2),
+    # four or more output planes per input plane at stride 1 with 'same' columns: flat
+    # tiles over the planes (AVX-512); planes of 481 pixels (no whole vector or tile), 9
+    # rows more than the image (padding 3 over rows), rows of 5 (a vector spans rows),
+    # multipliers 8, 12 (8 + 4 planes) and 13 (one plane left to the single-plane kernel)
+    "c1_m8_k3_p1": make_case(1, 8, 13, 37, 3, 3, padding=1),
+    "c2_m13_k3_p01": make_case(2, 13, 9, 11, 3, 3, padding=(0, 1)),
+    "c1_m12_k5_p32_w5": make_case(1, 12, 7, 5, 5, 5, padding=(3, 2)),
+    "c1_m32_fmnist": make_case(1, 32, 28, 28, 3, 3, padding=1),
 }
 
 
@@ -146,6 +154,24 @@ def test_depthwise_finite_differences(name):
                    [x, w, b], seed=3)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("name", ["c1_m8_k3_p1", "c2_m13_k3_p01", "c1_m12_k5_p32_w5"])
+def test_depthwise_planes_together_and_alone_agree(name, dtype, simd):
+    """Several output planes of an input plane made together have the bits of each made
+    alone (one output channel per call): the sums keep their order."""
+    case = EXTRA[name]
+    x, w, b, _ = make_inputs(case, dtype)
+    kw = kwargs_of(case)
+    together = fastconv.conv2d(x, w, b, **kw, algo="direct")
+    C, mult = case["groups"], case["w"][0] // case["groups"]
+    one = dict(kw, groups=1)
+    for oc in range(case["w"][0]):
+        c = oc // mult
+        alone = fastconv.conv2d(x[:, c:c + 1], w[oc:oc + 1], b[oc:oc + 1], **one,
+                                algo="direct")
+        assert np.array_equal(alone[:, 0], together[:, oc]), oc
+
+
 # ---------------------------------------------------------------------------
 # The same bits for 1, 2 and 3 threads, at every SIMD level
 # ---------------------------------------------------------------------------
@@ -157,6 +183,7 @@ THREAD_CASES = {
     "c4_m2_s2": make_case(4, 2, 21, 37, 3, 3, stride=2, padding=1, N=5),
     "c32_k5_p2": make_case(32, 1, 15, 19, 5, 5, padding=2, N=2),
     "c4_k7_p3": make_case(4, 1, 18, 33, 7, 7, padding=3, N=4),
+    "c1_m16_k3_p1": make_case(1, 16, 19, 19, 3, 3, padding=1, N=5),
 }
 
 
@@ -260,6 +287,9 @@ NONFINITE_CASES = {
     "k3_p1": make_case(4, 1, 9, 37, 3, 3, padding=1),
     "k3_p1_m2_s2": make_case(4, 2, 11, 21, 3, 3, stride=2, padding=1),
     "k5_p2_d2": make_case(3, 1, 12, 19, 5, 5, padding=2, dilation=2),
+    # multiplier 8: the first input channel's planes meet the non-finite weights alone,
+    # the others' go through the flat tiles (inf and NaN in x meet them there)
+    "k3_p1_m8": make_case(3, 8, 9, 21, 3, 3, padding=1),
 }
 
 
@@ -315,7 +345,8 @@ def _torch_and_direct(torch, x, w, b, gout, kw):
     return want, got
 
 
-TORCH_CASES = ["w64_k3_p1", "k7_p3_s2", "k3x5_s21_d12", "n1_c1_m4", "k3_s3_p1"]
+TORCH_CASES = ["w64_k3_p1", "k7_p3_s2", "k3x5_s21_d12", "n1_c1_m4", "k3_s3_p1",
+               "c2_m13_k3_p01", "c1_m12_k5_p32_w5"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
