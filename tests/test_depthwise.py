@@ -88,7 +88,7 @@ EXTRA = {
     "w113_k3_s2": make_case(2, 2, 7, 113, 3, 3, stride=2),
     "w96_k5_s2_p2": make_case(2, 1, 6, 96, 5, 5, stride=2, padding=2),
     # four or more output planes per input plane at stride 1 with 'same' columns: flat
-    # tiles over the planes (AVX-512); planes of 481 pixels (no whole vector or tile), 9
+    # tiles over the planes (AVX-512 and AVX2); planes of 481 pixels (no whole vector or tile), 9
     # rows more than the image (padding 3 over rows), rows of 5 (a vector spans rows),
     # multipliers 8, 12 (8 + 4 planes) and 13 (one plane left to the single-plane kernel)
     "c1_m8_k3_p1": make_case(1, 8, 13, 37, 3, 3, padding=1),
