@@ -66,6 +66,16 @@ int fc_openmp_enabled(void);
 /* Sets glibc malloc's mmap and trim thresholds (bytes; see workspace.c). Returns 1
  * when set, 0 where the C library has no such setting. Call it at start-up. */
 int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold);
+/* Streaming (non-temporal) stores for large outputs. An output of at least
+ * FC_STREAM_MIN_BYTES does not stay in a core's share of the last-level cache until
+ * the next layer reads it, and a streaming store writes a line without first reading
+ * it from memory. Fresh pages get ordinary stores: the first touch faults each in
+ * zeroed and cached, where a streaming store would evict it. Returns 1 when the kernels
+ * that stage their output rows (the polyphase Winograd forward) write out[0, bytes)
+ * with streaming stores: bytes >= FC_STREAM_MIN_BYTES, its first and last pages are
+ * resident, and the CPU has SSE2 (x86-64; Linux only, 0 elsewhere). */
+#define FC_STREAM_MIN_BYTES ((size_t)16 << 20)
+int fc_stream_output(const void *out, size_t bytes);
 /* omp_get_max_threads(), or 1 without OpenMP. */
 int fc_max_threads(void);
 /* Convolutions and GEMMs of fewer flops than this run on one thread (default 2e7:

@@ -3,12 +3,38 @@
  * each OS thread (the caller and every OpenMP worker) keeps its own blocks and
  * grows them on demand. A thread's blocks are freed when it exits. */
 #define _POSIX_C_SOURCE 200112L
+#define _DEFAULT_SOURCE /* mincore */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+/* (fastconv.h) Residency of the first and last pages by mincore: a block malloc
+ * reuses is resident, fresh pages of a new mapping are not until touched. */
+int fc_stream_output(const void *out, size_t bytes)
+{
+#if defined(__SSE2__) && defined(__linux__)
+    const long page = sysconf(_SC_PAGESIZE);
+    if (out == NULL || bytes < FC_STREAM_MIN_BYTES || page <= 0)
+        return 0;
+    const uintptr_t mask = ~((uintptr_t)page - 1);
+    unsigned char first = 0, last = 0;
+    if (mincore((void *)((uintptr_t)out & mask), (size_t)page, &first) != 0
+        || mincore((void *)(((uintptr_t)out + bytes - 1) & mask), (size_t)page, &last) != 0)
+        return 0;
+    return (first & 1) && (last & 1);
+#else
+    (void)out;
+    (void)bytes;
+    return 0;
+#endif
+}
 
 /* glibc's malloc serves a request above its mmap threshold (128 KiB at first) with
  * fresh pages, and returns the top of its heap to the system once more than its trim

@@ -7,6 +7,9 @@ Like F(2x2, 3x3) it is reached through fastconv._ops with the Winograd algorithm
 references of tests/reference.py and, for inf and NaN, the im2col algorithm.
 """
 
+import mmap
+import platform
+
 import numpy as np
 import pytest
 
@@ -162,3 +165,60 @@ def test_other_geometries_are_refused(kw):
         _ops.conv2d_forward(x, w, None, kw["stride"], (1, 1), kw.get("dilation", (1, 1)), 1,
                             False, WINO, 1)
     assert np.array_equal(x, before[0]) and np.array_equal(w, before[1])
+
+
+def test_which_outputs_get_streaming_stores():
+    """fc_stream_output: large arrays whose pages are resident; not small ones, not a
+    fresh mapping (its pages fault in zeroed and cached), not where there are no
+    streaming stores."""
+    big = _ops.STREAM_MIN_BYTES
+    assert big >= 1 << 20
+    assert not _ops.stream_output(np.ones(big // 4 - 1, np.float32))
+    mapping = mmap.mmap(-1, big + 4096)  # a fresh anonymous mapping, untouched
+    fresh = np.frombuffer(mapping, np.uint8)
+    streams = _ops.stream_output(np.ones(big, np.uint8))
+    if streams:
+        assert not _ops.stream_output(fresh)
+        fresh[::4096] = 1
+        assert _ops.stream_output(fresh)
+    else:  # no SSE2 or no mincore here: never
+        assert platform.machine().lower() not in ("x86_64", "amd64") \
+            or platform.system() != "Linux"
+    del fresh
+    mapping.close()
+    with pytest.raises(TypeError, match="a must be"):
+        _ops.stream_output(b"bytes")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("misaligned", [False, True])
+def test_streamed_output_has_the_bits_of_each_image_alone(dtype, misaligned, simd):
+    """An output of at least STREAM_MIN_BYTES in resident memory (out= reused) is
+    written with streaming stores; each image alone (3 MB) with ordinary ones. Every
+    output is a function of its own tile: the same bits. Rows of 111 outputs (no whole
+    16-byte vector at the row's end), and out= 4 bytes past a 16-byte boundary (a
+    head of ordinary stores on every row)."""
+    per_image = 64 * 111 * 111 * np.dtype(dtype).itemsize
+    n = -(-_ops.STREAM_MIN_BYTES // per_image)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, 3, 221, 221)).astype(dtype)
+    w = rng.standard_normal((64, 3, 7, 7)).astype(dtype)
+    b = rng.standard_normal(64).astype(dtype)
+    shape = (n, 64, 111, 111)
+    size = int(np.prod(shape))
+    buf = np.full(size + 64, np.nan, dtype)
+    off = (-buf.ctypes.data % 16) // buf.itemsize + (1 if misaligned else 0)
+    out = buf[off:off + size].reshape(shape)
+    assert (out.ctypes.data % 16 != 0) == misaligned
+    if platform.machine().lower() in ("x86_64", "amd64") and platform.system() == "Linux":
+        assert _ops.stream_output(out)
+    got = _ops.conv2d_forward(x, w, b, (2, 2), (3, 3), (1, 1), 1, False, WINO, 2, out)
+    assert got is out
+    assert np.isnan(buf[:off]).all() and np.isnan(buf[off + size:]).all()
+    for i in range(n):
+        one = _ops.conv2d_forward(x[i:i + 1], w, b, (2, 2), (3, 3), (1, 1), 1, False, WINO, 1)
+        assert not _ops.stream_output(one)
+        np.testing.assert_array_equal(out[i], one[0])
+    ref = dict(stride=(2, 2), padding=(3, 3))
+    assert_close_scaled(out[:1], conv2d_ref(x[:1], w, b, **ref),
+                        conv2d_scale_ref(x[:1], w, b, **ref), 3 * 49, dtype)

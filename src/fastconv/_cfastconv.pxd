@@ -18,6 +18,8 @@ cdef extern from "fastconv.h" nogil:
     double fc_fma_probe(int level, int64_t iters, double *flops)
     int fc_openmp_enabled()
     int fc_malloc_keep(size_t mmap_threshold, size_t trim_threshold)
+    size_t FC_STREAM_MIN_BYTES
+    int fc_stream_output(const void *out, size_t bytes)
     int fc_max_threads()
     double fc_parallel_min_flops(double flops)
     fc_status fc_out_size(int64_t inp, int64_t k, int64_t stride, int64_t pad, int64_t dil,

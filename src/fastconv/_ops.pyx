@@ -122,6 +122,17 @@ def malloc_keep(size_t mmap_threshold, size_t trim_threshold):
     return bool(fc_malloc_keep(mmap_threshold, trim_threshold))
 
 
+STREAM_MIN_BYTES = FC_STREAM_MIN_BYTES
+
+
+def stream_output(a):
+    """Whether the kernels that stage output rows write the array a with streaming
+    stores (fastconv.h, fc_stream_output): its size and the residency of its pages."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"stream_output: a must be a numpy.ndarray, got {type(a).__name__}")
+    return bool(fc_stream_output(<const void *><size_t>a.ctypes.data, <size_t>a.nbytes))
+
+
 def max_threads():
     return fc_max_threads()
 
