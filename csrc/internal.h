@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include "fastconv.h"
 
 #ifdef _OPENMP
@@ -190,38 +189,6 @@ extern const fc_kernels fc_kernels__avx512w;
 const fc_kernels *fc_active_kernels(void);
 /* kt with its narrow float GEMM tile (the same table at every level but AVX-512). */
 const fc_kernels *fc_kernels_narrow(const fc_kernels *kt);
-
-/* bytes from src to dst with streaming stores where the CPU has them (see
- * fc_stream_output): 16-byte stores from the first 16-byte boundary of dst, ordinary
- * ones before it and after the last. fc_stream_fence() makes them visible in order
- * with later stores; call it before the work item ends. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-static inline void fc_copy_stream(void *dst, const void *src, size_t bytes)
-{
-#if defined(__SSE2__)
-    char *d = (char *)dst;
-    const char *s = (const char *)src;
-    size_t head = (size_t)(-(uintptr_t)d & 15);
-    head = head < bytes ? head : bytes;
-    memcpy(d, s, head);
-    d += head;
-    s += head;
-    bytes -= head;
-    for (; bytes >= 16; bytes -= 16, d += 16, s += 16)
-        _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
-    memcpy(d, s, bytes);
-#else
-    memcpy(dst, src, bytes);
-#endif
-}
-static inline void fc_stream_fence(void)
-{
-#if defined(__SSE2__)
-    _mm_sfence();
-#endif
-}
 
 /* Per-thread workspace: a 64-byte aligned block of at least `bytes`, owned by the
  * calling OS thread, kept between calls and grown when too small (so repeated calls

@@ -3,6 +3,39 @@
 #include <string.h>
 #include "internal.h"
 
+/* bytes from src to dst with streaming stores where the CPU has them, for the polyphase
+ * forward's output rows (see fc_stream_output in fastconv.h): 16-byte stores from the
+ * first 16-byte boundary of dst, ordinary ones before it and after the last.
+ * fc_stream_fence() makes them visible in order with later stores; call it before the
+ * work item ends. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+static inline void fc_copy_stream(void *dst, const void *src, size_t bytes)
+{
+#if defined(__SSE2__)
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    size_t head = (size_t)(-(uintptr_t)d & 15);
+    head = head < bytes ? head : bytes;
+    memcpy(d, s, head);
+    d += head;
+    s += head;
+    bytes -= head;
+    for (; bytes >= 16; bytes -= 16, d += 16, s += 16)
+        _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
+    memcpy(d, s, bytes);
+#else
+    memcpy(dst, src, bytes);
+#endif
+}
+static inline void fc_stream_fence(void)
+{
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
+
 /* fc_wino_run's answer when some output is not finite (never returned to callers). */
 #define FC_WINO_RETRY ((fc_status)-1)
 

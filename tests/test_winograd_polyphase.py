@@ -20,6 +20,9 @@ from fastconv.shapes import LAYERS
 from reference import assert_close_scaled, conv2d_ref, conv2d_scale_ref
 
 WINO = _ops.ALGO_WINOGRAD
+# where fc_stream_output can say yes (SSE2 and mincore)
+STREAMS_HERE = (platform.machine().lower() in ("x86_64", "amd64")
+                and platform.system() == "Linux")
 DTYPES = [np.float32, np.float64]
 # The transforms add rounding of their own (entries up to 12 in B, 8 in A, 1/120 in
 # G), yet the errors measured on these cases stay under a tenth of the direct sums'
@@ -176,14 +179,10 @@ def test_which_outputs_get_streaming_stores():
     assert not _ops.stream_output(np.ones(big // 4 - 1, np.float32))
     mapping = mmap.mmap(-1, big + 4096)  # a fresh anonymous mapping, untouched
     fresh = np.frombuffer(mapping, np.uint8)
-    streams = _ops.stream_output(np.ones(big, np.uint8))
-    if streams:
-        assert not _ops.stream_output(fresh)
-        fresh[::4096] = 1
-        assert _ops.stream_output(fresh)
-    else:  # no SSE2 or no mincore here: never
-        assert platform.machine().lower() not in ("x86_64", "amd64") \
-            or platform.system() != "Linux"
+    assert _ops.stream_output(np.ones(big, np.uint8)) == STREAMS_HERE
+    assert not _ops.stream_output(fresh)
+    fresh[::4096] = 1
+    assert _ops.stream_output(fresh) == STREAMS_HERE
     del fresh
     mapping.close()
     with pytest.raises(TypeError, match="a must be"):
@@ -210,8 +209,7 @@ def test_streamed_output_has_the_bits_of_each_image_alone(dtype, misaligned, sim
     off = (-buf.ctypes.data % 16) // buf.itemsize + (1 if misaligned else 0)
     out = buf[off:off + size].reshape(shape)
     assert (out.ctypes.data % 16 != 0) == misaligned
-    if platform.machine().lower() in ("x86_64", "amd64") and platform.system() == "Linux":
-        assert _ops.stream_output(out)
+    assert _ops.stream_output(out) == STREAMS_HERE
     got = _ops.conv2d_forward(x, w, b, (2, 2), (3, 3), (1, 1), 1, False, WINO, 2, out)
     assert got is out
     assert np.isnan(buf[:off]).all() and np.isnan(buf[off + size:]).all()
