@@ -50,6 +50,9 @@ CASES = {
     # wide rows: 38 tiles and a phantom per tile row
     "wide_s2": ((1, 3, 9, 301), (16, 3, 7, 7), (2, 2), (3, 3), 1),
     "wide_s1": ((1, 4, 6, 150), (16, 4, 4, 4), (1, 1), (1, 2), 1),
+    # 200 output channels: more than the rows of one chunk of channels (its rows of a
+    # block of up to 128 tiles take 512 KiB at 64 float channels), 200 = 3*64 + 8
+    "channels_200": ((2, 4, 30, 30), (200, 4, 4, 4), (1, 1), (1, 1), 1),
 }
 
 
@@ -91,7 +94,7 @@ def test_without_bias_and_into_out():
     np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize("case", ["many_tiles", "groups2", "deep_280"])
+@pytest.mark.parametrize("case", ["many_tiles", "groups2", "deep_280", "channels_200"])
 def test_same_bits_for_any_thread_count_and_block_split(case):
     """The team size changes the blocks of tiles (and where inside a tile row they
     start); every output keeps its bits."""
@@ -130,6 +133,19 @@ def test_non_finite_values_give_the_direct_sums_answer(where):
     want = wino_forward(x, w, b, "many_tiles", code=_ops.ALGO_IM2COL)
     assert not np.isfinite(want).all()
     np.testing.assert_array_equal(wino_forward(x, w, b, "many_tiles"), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channel", [3, 100, 199])
+def test_non_finite_output_in_any_chunk_of_channels(channel, dtype):
+    """A weight of inf in one output channel, in the first, a middle or the last chunk
+    of channels (where the transformed weights hold NaN, 0 * inf): the call recomputes
+    by im2col, bit for bit."""
+    x, w, b = inputs("channels_200", dtype)
+    w[channel, 1, 2, 1] = np.inf
+    want = wino_forward(x, w, b, "channels_200", code=_ops.ALGO_IM2COL)
+    assert np.isinf(want[:, channel]).any() and np.isfinite(np.delete(want, channel, 1)).all()
+    np.testing.assert_array_equal(wino_forward(x, w, b, "channels_200"), want)
 
 
 def test_auto_uses_it_where_conv2d_algo_says():
