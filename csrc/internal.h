@@ -258,9 +258,10 @@ static inline double fc_conv2d_geom_flops(const fc_conv2d_geom *g)
  *     (m0 a multiple of MR, nc <= NC), A packed by fc_pack_a, B[k][n] at
  *     b[k*rsb + n*csb], c pointing at C[0][0] of those columns; bp is scratch of
  *     fc_packed_b_len elements. Every element is reduced in KC chunks in order.
- *   fc_gemm_packed: C[0:M][0:nc] (+)= A B with B packed too, over all of K: KC chunk
- *     k0 at bp + k0*ncpad (ncpad = nc rounded up to NR), NR-column panels [p][k][NR]
- *     as fc_gemm_rows packs them; the same reduction order as fc_gemm_rows. */
+ *   fc_gemm_packed: C[m0:m1][0:nc] (+)= A B (m0 a multiple of MR, A of M rows) with B
+ *     packed too, over all of K: KC chunk k0 at bp + k0*ncpad (ncpad = nc rounded up
+ *     to NR), NR-column panels [p][k][NR] as fc_gemm_rows packs them; the same
+ *     reduction order as fc_gemm_rows. */
 #define FC_GEMM_DECLS(T, SUF)                                                              \
     int64_t FC_CAT(fc_packed_a_len, SUF)(const fc_kernels *kt, int64_t M, int64_t K);      \
     int64_t FC_CAT(fc_packed_b_len, SUF)(const fc_kernels *kt, int64_t nc);                \
@@ -270,9 +271,9 @@ static inline double fc_conv2d_geom_flops(const fc_conv2d_geom *g)
                                    int64_t nc, int64_t K, const T *ap, const T *b,         \
                                    int64_t rsb, int64_t csb, T *c, int64_t ldc,            \
                                    int accumulate, T *bp);                                \
-    void FC_CAT(fc_gemm_packed, SUF)(const fc_kernels *kt, int64_t M, int64_t nc, int64_t K, \
-                                     const T *ap, const T *bp, T *c, int64_t ldc,          \
-                                     int accumulate);
+    void FC_CAT(fc_gemm_packed, SUF)(const fc_kernels *kt, int64_t M, int64_t m0, int64_t m1, \
+                                     int64_t nc, int64_t K, const T *ap, const T *bp, T *c, \
+                                     int64_t ldc, int accumulate);
 FC_GEMM_DECLS(float, _f32)
 FC_GEMM_DECLS(double, _f64)
 

@@ -130,6 +130,27 @@ def test_same_bits_for_any_block_split(case):
         assert np.array_equal(wino_grad_x(gout, x, w, padding, groups, threads=nt), gx1)
 
 
+@pytest.mark.parametrize("nt", [2, 3, 4, 5, 7])
+def test_short_last_block_split_by_output_channels(nt):
+    """With a team, the short last block of tiles is split by output channels (whole
+    micro-tile rows, one part per thread; 33 channels: a last part of one channel, and
+    with 4 threads an empty one). The outputs keep their bits; an output that is not
+    finite in the last channel, which only the last part computes, still makes the
+    call recompute by im2col."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 8, 15, 13)).astype(np.float32)
+    w = rng.standard_normal((33, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(33).astype(np.float32)
+    out1 = wino_forward(x, w, b, (1, 1), 1, threads=1)
+    assert_close_scaled(out1, conv2d_ref(x, w, b, padding=(1, 1)),
+                        conv2d_scale_ref(x, w, b, padding=(1, 1)), 8 * 9, np.float32, FACTOR)
+    assert np.array_equal(wino_forward(x, w, b, (1, 1), 1, threads=nt), out1)
+    w[32, 3, 0, 0] = np.inf
+    want = _ops.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, False, _ops.ALGO_IM2COL, 1)
+    assert not np.isfinite(want[:, 32]).all() and np.isfinite(want[:, :32]).all()
+    np.testing.assert_array_equal(wino_forward(x, w, b, (1, 1), 1, threads=nt), want)
+
+
 @pytest.mark.parametrize("where", ["x_inf", "x_nan", "w_inf", "w_nan", "bias_inf", "overflow"])
 def test_non_finite_values_give_the_direct_sums_answer(where):
     """Winograd mixes neighbouring inputs (inf - inf = NaN where the sums give inf);
