@@ -258,13 +258,14 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
     assert_close_scaled(gb, want_b, scale_b, n_terms, dtype)
 
 
-@pytest.mark.parametrize("n, width", [(6, 40), (3, 70)])
+@pytest.mark.parametrize("n, width", [(6, 40), (3, 70), (6, 80), (4, 116)])
 def test_weight_gradient_chunks_and_threads(n, width):
-    """Enough tiles for several chunks of the tile reduction: one KC (256 tiles) per
-    chunk at 1 thread, about 8 MiB of operands (4 KC) with a team, chunks that start
-    inside tile rows and images. 2400 tiles end in chunks of 96 and 352 tiles; 2100 in
-    52 tiles, which join the chunk before (at 1 thread and with a team). The result
-    must not depend on the thread count."""
+    """Enough tiles for several chunks of the tile reduction, chunks that start inside
+    tile rows and images: one KC (256 tiles) per chunk at 1 thread, where 2400 tiles
+    end in a chunk of 96 and 2100 in 52, which join the chunk before; about 32 MiB of
+    operands with a team (4608 tiles with the 8 x 32 float tile), where 4800 tiles end
+    in a chunk of 192 and 4640 in 32, which join the chunk before. The result must not
+    depend on the thread count."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((n, 40, 40, width)).astype(np.float32)
     w = rng.standard_normal((48, 40, 3, 3)).astype(np.float32)
