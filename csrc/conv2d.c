@@ -1,5 +1,4 @@
 /* conv2d.c — 2-D convolution, im2col + GEMM and direct, for float and double. */
-#include <math.h>
 #include <string.h>
 #include "internal.h"
 

@@ -35,6 +35,26 @@
 #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define FC_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+/* Whether the n values at v are all finite (x - x is 0 exactly when x is finite);
+ * fc_all_finite picks the float or double one by the type of v. */
+static inline int fc_all_finite_f32(const float *v, int64_t n)
+{
+    int finite = 1;
+    for (int64_t t = 0; t < n; t++)
+        finite &= v[t] - v[t] == 0;
+    return finite;
+}
+static inline int fc_all_finite_f64(const double *v, int64_t n)
+{
+    int finite = 1;
+    for (int64_t t = 0; t < n; t++)
+        finite &= v[t] - v[t] == 0;
+    return finite;
+}
+#define fc_all_finite(v, n)                                                               \
+    _Generic((v), float *: fc_all_finite_f32, const float *: fc_all_finite_f32,          \
+             double *: fc_all_finite_f64, const double *: fc_all_finite_f64)(v, n)
 #define FC_ALIGN 64
 #define FC_MR_MAX 16
 #define FC_NR_MAX 32
