@@ -38,20 +38,17 @@
 
 /* Whether the n values at v are all finite (x - x is 0 exactly when x is finite);
  * fc_all_finite picks the float or double one by the type of v. */
-static inline int fc_all_finite_f32(const float *v, int64_t n)
-{
-    int finite = 1;
-    for (int64_t t = 0; t < n; t++)
-        finite &= v[t] - v[t] == 0;
-    return finite;
-}
-static inline int fc_all_finite_f64(const double *v, int64_t n)
-{
-    int finite = 1;
-    for (int64_t t = 0; t < n; t++)
-        finite &= v[t] - v[t] == 0;
-    return finite;
-}
+#define FC_ALL_FINITE_DEFINE(T, SUF)                                                      \
+    static inline int fc_all_finite##SUF(const T *v, int64_t n)                           \
+    {                                                                                     \
+        int finite = 1;                                                                   \
+        for (int64_t t = 0; t < n; t++)                                                   \
+            finite &= v[t] - v[t] == 0;                                                   \
+        return finite;                                                                    \
+    }
+FC_ALL_FINITE_DEFINE(float, _f32)
+FC_ALL_FINITE_DEFINE(double, _f64)
+#undef FC_ALL_FINITE_DEFINE
 #define fc_all_finite(v, n)                                                               \
     _Generic((v), float *: fc_all_finite_f32, const float *: fc_all_finite_f32,          \
              double *: fc_all_finite_f64, const double *: fc_all_finite_f64)(v, n)

@@ -258,50 +258,37 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
     assert_close_scaled(gb, want_b, scale_b, n_terms, dtype)
 
 
-@pytest.mark.parametrize("n, width", [(6, 40), (3, 70), (6, 80), (4, 116)])
-def test_weight_gradient_chunks_and_threads(n, width):
-    """Enough tiles for several chunks of the tile reduction, chunks that start inside
-    tile rows and images: one KC (256 tiles) per chunk at 1 thread, where 2400 tiles
-    end in a chunk of 96 and 2100 in 52, which join the chunk before; with a team,
-    pieces of one KC per thread where they spread evenly (test below), else about 32
-    MiB of operands per chunk (4608 tiles with the 8 x 32 float tile), where 4800 tiles
-    end in a chunk of 192 and 4640 in 32, which join the chunk before. The result must
-    not depend on the thread count."""
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((n, 40, 40, width)).astype(np.float32)
-    w = rng.standard_normal((48, 40, 3, 3)).astype(np.float32)
-    gout = rng.standard_normal((n, 48, 40, width)).astype(np.float32)
-    gw1, gb1 = wino_grad_w(gout, x, w, (1, 1), 1, threads=1)
-    want = conv2d_backward_ref(gout, x, w, padding=(1, 1))[1]
-    np.testing.assert_allclose(gw1, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
-    for nt in (2, 3):
-        gw, gb = wino_grad_w(gout, x, w, (1, 1), 1, threads=nt)
-        assert np.array_equal(gw, gw1) and np.array_equal(gb, gb1)
-
-
-@pytest.mark.parametrize("n, c, m, size, reference", [
-    (2, 24, 40, 64, True),     # 2048 tiles, 8 pieces: even at 2 and 4 threads, not at 3
-    (3, 128, 128, 64, False),  # 3072 tiles, 12 pieces whose P take 1 MiB: rounds of 6 or 4
-    (8, 16, 16, 14, True),     # 392 tiles, 256 + 136: too uneven, the shared chunks
-    (1, 8, 8, 46, True),       # 529 tiles: 256 + 256 + 17
+@pytest.mark.parametrize("n, c, m, h, w, reference", [
+    # chunks that start inside tile rows and images: at 1 thread one KC per chunk, 2400
+    # tiles ending in 96 and 2100 in 52 (each joining the chunk before); with a team,
+    # pieces (below) where they spread evenly, else about 32 MiB of operands per chunk
+    # (4608 tiles with the 8 x 32 float tile: 4800 ending in 192, 4640 in 32)
+    (6, 40, 48, 40, 40, True),
+    (3, 40, 48, 40, 70, True),
+    (6, 40, 48, 40, 80, True),
+    (4, 40, 48, 40, 116, True),
+    (2, 24, 40, 64, 64, True),     # 2048 tiles, 8 pieces: even at 2 and 4 threads, not at 3
+    (3, 128, 128, 64, 64, False),  # 3072 tiles, 12 pieces whose P take 1 MiB: rounds of 6 or 4
+    (8, 16, 16, 14, 14, True),     # 392 tiles, 256 + 136: too uneven, the shared chunks
+    (1, 8, 8, 46, 46, True),       # 529 tiles: 256 + 256 + 17
 ])
-def test_weight_gradient_pieces_of_each_thread(n, c, m, size, reference, simd):
-    """With a team, the weight gradient's tiles go in pieces of KC = 256, each packed and
-    multiplied by one thread into partial sums of its own, which are then added in
-    piece order (in rounds, when their partial sums would take more than 8 MiB), or,
-    where the pieces would load the threads unevenly, in chunks shared by the team.
-    Either way every sum must be the chain one thread builds: the same bits at 1, 2, 3
-    and 4 threads."""
-    rng = np.random.default_rng(n * 1000 + c)
-    x = rng.standard_normal((n, c, size, size)).astype(np.float32)
-    w = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
-    gout = rng.standard_normal((n, m, size, size)).astype(np.float32)
-    gw1, gb1 = wino_grad_w(gout, x, w, (1, 1), 1, threads=1)
+def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, simd):
+    """The weight gradient reduces over the tiles in chunks of KC = 256 tiles or more.
+    With a team, the tiles go in pieces of one KC, each packed and multiplied by one
+    thread into partial sums of its own, which are then added in piece order (in
+    rounds, when their partial sums would take more than 8 MiB), or, where the pieces
+    would load the threads unevenly, in chunks shared by the team. Either way every sum
+    must be the chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
+    rng = np.random.default_rng(n * 1000 + c + w)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
+    gout = rng.standard_normal((n, m, h, w)).astype(np.float32)
+    gw1, gb1 = wino_grad_w(gout, x, wt, (1, 1), 1, threads=1)
     if reference:
-        want = conv2d_backward_ref(gout, x, w, padding=(1, 1))[1]
+        want = conv2d_backward_ref(gout, x, wt, padding=(1, 1))[1]
         np.testing.assert_allclose(gw1, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     for nt in (2, 3, 4):
-        gw, gb = wino_grad_w(gout, x, w, (1, 1), 1, threads=nt)
+        gw, gb = wino_grad_w(gout, x, wt, (1, 1), 1, threads=nt)
         assert np.array_equal(gw, gw1) and np.array_equal(gb, gb1), nt
 
 
