@@ -274,11 +274,12 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
 ])
 def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, simd):
     """The weight gradient reduces over the tiles in chunks of KC = 256 tiles or more.
-    With a team, the tiles go in pieces of one KC, each packed and multiplied by one
-    thread into partial sums of its own, which are then added in piece order (in
-    rounds, when their partial sums would take more than 8 MiB), or, where the pieces
-    would load the threads unevenly, in chunks shared by the team. Either way every sum
-    must be the chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
+    With a team, the tiles go in pieces of one KC, each thread taking a run of
+    consecutive pieces: the first run adds its pieces straight into the sum, the others
+    keep each piece's partial sums, added in piece order after the run (in rounds, when
+    those partial sums would take more than 8 MiB); or, where the runs would load the
+    threads unevenly, in chunks shared by the team. Either way every sum must be the
+    chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
     rng = np.random.default_rng(n * 1000 + c + w)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
