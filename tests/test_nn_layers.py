@@ -328,6 +328,41 @@ def test_batchnorm_same_bits_for_any_thread_count(mode):
     np.testing.assert_allclose(results[0][2], want, rtol=1e-4, atol=1e-2)
 
 
+@pytest.mark.parametrize("hw", [(7, 9), (28, 28), (14, 14), (1, 33)], ids=str)
+def test_batchnorm_planes_with_a_partial_block_of_lanes(hw):
+    """Each plane is summed in blocks of 32 interleaved partial sums, and its last
+    HW % 32 values go into the first lanes: planes of 63, 784, 196 and 33 values (a
+    whole block and a part) give the batch statistics, the output and every gradient of
+    the float64 formulas, train mode, at 1 and 2 threads."""
+    import fastconv
+    x = randn((3, 5) + hw, seed=3, dtype=np.float32, scale=2.0) + np.float32(1.5)
+    g = randn(x.shape, seed=4, dtype=np.float32)
+    xd, gd = x.astype(np.float64), g.astype(np.float64)
+    axes = (0, 2, 3)
+    mean, var = xd.mean(axis=axes), xd.var(axis=axes)
+    try:
+        for nt in (1, 2):
+            fastconv.set_num_threads(nt)
+            bn = with_stats(nn.BatchNorm2d(5), seed=nt)
+            w = bn.weight.data.astype(np.float64)[:, None, None]
+            b = bn.bias.data.astype(np.float64)[:, None, None]
+            rm0 = bn.running_mean.copy()
+            out, gx = bn(x), None
+            gx = bn.backward(g)
+            invstd = 1 / np.sqrt(var + bn.eps)[:, None, None]
+            xhat = (xd - mean[:, None, None]) * invstd
+            np.testing.assert_allclose(out, w * xhat + b, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(bn.running_mean, 0.9 * rm0 + 0.1 * mean, rtol=1e-6)
+            db, dw = gd.sum(axis=axes), (gd * xhat).sum(axis=axes)
+            np.testing.assert_allclose(bn.bias.grad, db, rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(bn.weight.grad, dw, rtol=1e-5, atol=1e-4)
+            n = x.size / x.shape[1]
+            want = w * invstd * (gd - (db / n)[:, None, None] - xhat * (dw / n)[:, None, None])
+            np.testing.assert_allclose(gx, want, rtol=1e-4, atol=1e-5)
+    finally:
+        fastconv.set_num_threads(None)
+
+
 @pytest.mark.parametrize("momentum", [0.1, 0.7, None], ids=["m0.1", "m0.7", "cma"])
 def test_batchnorm_running_stats_over_batches(momentum):
     """Several training batches then eval: running statistics (unbiased variance,
