@@ -11,7 +11,7 @@
 
 /* 32 partial sums: four AVX-512 vectors of doubles per sum. With 8 (one vector) the
  * compiler left the gradient's plain sum scalar and every sum was one chain of
- * dependent adds; 32 took 0.73-0.90 of the time of BatchNorm's forward and backward on
+ * dependent adds; 32 took 0.75-0.90 of the time of BatchNorm's forward and backward on
  * the demo's 128 x 32 x 28 x 28 and 128 x 64 x 14 x 14 (Intel Xeon VM, 1 thread; 64 was
  * no faster). */
 #define FC_BN_LANES 32
