@@ -43,6 +43,12 @@ CASES = {
     "out_2x4": ((1, 2, 4, 8), (3, 2, 7, 7), (2, 2), (3, 3), 1),
     # 280 polyphase channels: more than one KC = 256 chunk of the packed GEMM
     "deep_280": ((1, 70, 9, 9), (9, 70, 7, 7), (2, 2), (3, 3), 1),
+    # zero taps in the phase kernels (3 taps along a 7-tap axis at stride 2): the
+    # products skip row 6 and/or column 6 of the transformed tile for those phases.
+    # 7 x 8 and 8 x 7: along one axis only; 240 channels: still one KC chunk
+    "zero_rows_7x8": ((2, 3, 19, 22), (10, 3, 7, 8), (2, 2), (3, 2), 1),
+    "zero_cols_8x7": ((1, 2, 23, 17), (9, 2, 8, 7), (2, 2), (1, 3), 1),
+    "deep_240": ((1, 60, 13, 11), (9, 60, 7, 7), (2, 2), (3, 3), 1),
     # several blocks of tiles, starting inside tile rows (9 tiles per row with the
     # phantom, blocks a multiple of 16), odd output sizes
     "many_tiles": ((3, 3, 61, 57), (24, 3, 7, 7), (2, 2), (3, 3), 1),

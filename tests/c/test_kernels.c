@@ -144,6 +144,10 @@ int main(void)
             test_ukr_pos(49, 12, 9u);
             test_ukr_pos(6, 1, 10u);
             test_ukr_pos(1, 13, 11u);
+            /* the position groups of ResNet's first layer (winograd4_impl.inc) */
+            test_ukr_pos(36, 12, 12u);
+            test_ukr_pos(6, 6, 13u);
+            test_ukr_pos(1, 3, 14u);
             test_gemm(37, 45, 300, 1u);
             test_gemm(1, 1, 1, 2u);
             test_gemm(17, 50, 9, 8u); /* a full 32-wide panel, then a half one */
