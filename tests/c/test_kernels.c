@@ -148,6 +148,10 @@ int main(void)
             test_ukr_pos(36, 12, 12u);
             test_ukr_pos(6, 6, 13u);
             test_ukr_pos(1, 3, 14u);
+            /* every depth of the unrolled pairs (1..16), and past them */
+            for (int64_t kc = 1; kc <= 17; kc++)
+                test_ukr_pos(3, kc, 20u + (unsigned)kc);
+            test_ukr_pos(4, 40, 15u);
             test_gemm(37, 45, 300, 1u);
             test_gemm(1, 1, 1, 2u);
             test_gemm(17, 50, 9, 8u); /* a full 32-wide panel, then a half one */
