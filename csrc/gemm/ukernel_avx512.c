@@ -92,8 +92,8 @@ FC_AVX512_UKERNEL(fc_dgemm_ukernel_8x4__avx512, double, __m256d, 4, _mm256_, pd,
  * FC_POS2(KC) is the pair for a depth known when compiling: the k loop unrolled
  * whole, no loop counter or pointer steps (a harness of the first layer's products,
  * 36 positions of depth 12, 12 of 6 and one of 3 per panel: 0.90 of the time of the
- * loop over a run-time kc; the layer 0.95). Depths past 16 run the same body with
- * the run-time kc. Each element is the same FMA chain either way. */
+ * loop over a run-time kc; the layer 0.94-0.98). Depths past 16 run the same body
+ * with the run-time kc. Each element is the same FMA chain either way. */
 #define FC_POS2_BODY(KC)                                                                  \
     do {                                                                                  \
         __m512 t0[8], t1[8];                                                              \
