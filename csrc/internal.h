@@ -193,10 +193,9 @@ typedef struct {
     fc_dw_bwd_w_f32 sconv_dw_bwd_w;
     fc_dw_fwd_f64 dconv_dw_fwd;
     fc_dw_bwd_w_f64 dconv_dw_bwd_w;
-    /* bytes from src to dst with streaming stores, every 16-byte piece of dst from its
-     * first 16-byte boundary on (ordinary stores before it and after the last), or
-     * NULL: winograd.c's 16-byte loop */
-    void (*copy_stream)(void *dst, const void *src, size_t bytes);
+    /* lines 64-byte lines from src to dst (64-byte aligned) with 64-byte streaming
+     * stores, or NULL (winograd.c's fc_copy_stream then streams 16 bytes at a time) */
+    void (*copy_lines)(void *dst, const void *src, size_t lines);
 } fc_kernels;
 
 extern const fc_kernels fc_kernels__ref;

@@ -5,13 +5,15 @@
 
 /* bytes from src to dst with streaming stores where the CPU has them, for the polyphase
  * forward's output rows (see fc_stream_output in fastconv.h): 16-byte stores from the
- * first 16-byte boundary of dst, ordinary ones before it and after the last.
+ * first 16-byte boundary of dst, ordinary ones before it and after the last; the whole
+ * 64-byte lines by `lines` (a kernel table's copy_lines) where it is not NULL.
  * fc_stream_fence() makes them visible in order with later stores; call it before the
  * work item ends. */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-static inline void fc_copy_stream(void *dst, const void *src, size_t bytes)
+static inline void fc_copy_stream(void *dst, const void *src, size_t bytes,
+                                  void (*lines)(void *, const void *, size_t))
 {
 #if defined(__SSE2__)
     char *d = (char *)dst;
@@ -22,10 +24,19 @@ static inline void fc_copy_stream(void *dst, const void *src, size_t bytes)
     d += head;
     s += head;
     bytes -= head;
+    if (lines != NULL) {
+        for (; bytes >= 16 && ((uintptr_t)d & 63) != 0; bytes -= 16, d += 16, s += 16)
+            _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
+        lines(d, s, bytes / 64);
+        d += bytes / 64 * 64;
+        s += bytes / 64 * 64;
+        bytes %= 64;
+    }
     for (; bytes >= 16; bytes -= 16, d += 16, s += 16)
         _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
     memcpy(d, s, bytes);
 #else
+    (void)lines;
     memcpy(dst, src, bytes);
 #endif
 }

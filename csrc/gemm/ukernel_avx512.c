@@ -4,7 +4,6 @@
  * edge waste of small images (14 x 14 = 196 pixels) as low as the AVX2 kernel's,
  * and MR = 8 divides the usual channel counts. */
 #include <immintrin.h>
-#include <string.h>
 #include "../internal.h"
 
 /* One kernel body for both dtypes and both widths: V is the vector type, L its lanes,
@@ -186,29 +185,18 @@ void fc_dconv2d_depthwise_bwd_w__avx512(const fc_conv2d_geom *g, double *dweight
 
 FC_FMA_PROBE(fc_fma_probe__avx512, 64, 24)
 
-/* copy_stream (internal.h): 16-byte streaming stores up to dst's first 64-byte
- * boundary, then one 64-byte store per whole line, then 16-byte ones. Every piece of
+/* copy_lines (internal.h): one 64-byte streaming store per line. winograd.c's
+ * fc_copy_stream streams the pieces of a row's end lines in 16 bytes, so every piece of
  * a line goes out by streaming stores (a line written partly by ordinary stores and
  * partly by streaming ones, as a 64-byte head of ordinary stores did, took ResNet's
  * first layer 0.45 ms longer). The polyphase forward's output rows, Intel Xeon VM:
- * its layer 0.98 of the time of the 16-byte loop. */
-static void fc_copy_stream__avx512(void *dst, const void *src, size_t bytes)
+ * its layer 0.98 of the time of 16-byte stores throughout. */
+static void fc_copy_lines__avx512(void *dst, const void *src, size_t lines)
 {
-    char *d = (char *)dst;
-    const char *s = (const char *)src;
-    size_t head = (size_t)(-(uintptr_t)d & 15);
-    head = head < bytes ? head : bytes;
-    memcpy(d, s, head);
-    d += head;
-    s += head;
-    bytes -= head;
-    for (; bytes >= 16 && ((uintptr_t)d & 63) != 0; bytes -= 16, d += 16, s += 16)
-        _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
-    for (; bytes >= 64; bytes -= 64, d += 64, s += 64)
-        _mm512_stream_ps((float *)d, _mm512_loadu_ps((const float *)s));
-    for (; bytes >= 16; bytes -= 16, d += 16, s += 16)
-        _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
-    memcpy(d, s, bytes);
+    float *d = (float *)dst;
+    const float *s = (const float *)src;
+    for (size_t i = 0; i < lines; i++)
+        _mm512_stream_ps(d + 16 * i, _mm512_loadu_ps(s + 16 * i));
 }
 
 /* Everything but the float GEMM tile, shared by the two AVX-512 tables. */
@@ -230,7 +218,7 @@ static void fc_copy_stream__avx512(void *dst, const void *src, size_t bytes)
     .sconv_dw_bwd_w = fc_sconv2d_depthwise_bwd_w__avx512,                                 \
     .dconv_dw_fwd = fc_dconv2d_depthwise__avx512,                                         \
     .dconv_dw_bwd_w = fc_dconv2d_depthwise_bwd_w__avx512,                               \
-    .copy_stream = fc_copy_stream__avx512
+    .copy_lines = fc_copy_lines__avx512
 
 /* Zen 4: 32 KiB L1d, 1 MiB L2. KC = 256: a 256 x 16 float B micro-panel is 16 KiB.
  * MC = 240: a 240 x 256 float A block is 240 KiB of L2. */
