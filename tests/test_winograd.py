@@ -271,6 +271,11 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
     (3, 128, 128, 64, 64, False),  # 3072 tiles, 12 pieces whose P take 1 MiB: rounds of 6 or 4
     (8, 16, 16, 14, 14, True),     # 392 tiles, 256 + 136: too uneven, the shared chunks
     (1, 8, 8, 46, 46, True),       # 529 tiles: 256 + 256 + 17
+    # 128 output channels or more per thread past the first: each thread its own rows of
+    # the sums, 8 + 9 panels of 8 (17 of 8, 9 of 16 with the 8 x 16 tile's MR of 8) and
+    # a last panel of 2 rows
+    (2, 24, 136, 24, 24, True),
+    (2, 16, 130, 20, 20, True),
 ])
 def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, simd):
     """The weight gradient reduces over the tiles in chunks of KC = 256 tiles or more.
@@ -278,8 +283,9 @@ def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, sim
     consecutive pieces: the first run adds its pieces straight into the sum, the others
     keep each piece's partial sums, added in piece order after the run (in rounds, when
     those partial sums would take more than 8 MiB); or, where the runs would load the
-    threads unevenly, in chunks shared by the team. Either way every sum must be the
-    chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
+    threads unevenly, in chunks shared by the team; or, with at least 128 output
+    channels per thread past the first, each thread takes its own rows of the sums. Every
+    sum must be the chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
     rng = np.random.default_rng(n * 1000 + c + w)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
