@@ -6,7 +6,8 @@ meets them); inputs left untouched; PyTorch as a second oracle when it is instal
 
 Widths such as 37 and 45 leave partial vectors at every SIMD level (4, 8 and 16 floats),
 heights such as 13 leave partial row blocks, and planes are taken both in place (stride
-1, masked loads) and through the plane copy (strides 2 and 3, dilation 2).
+1, masked loads, AVX-512) and through the plane copy (AVX2 and portable; strides 2 and
+3, dilation 2 everywhere).
 """
 
 import itertools
@@ -95,6 +96,11 @@ EXTRA = {
     "c2_m13_k3_p01": make_case(2, 13, 9, 11, 3, 3, padding=(0, 1)),
     "c1_m12_k5_p32_w5": make_case(1, 12, 7, 5, 5, 5, padding=(3, 2)),
     "c1_m32_fmnist": make_case(1, 32, 28, 28, 3, 3, padding=1),
+    # rows of exactly one vector, and of one vector and a column (AVX2 floats): the plane
+    # copy builds its first and last vectors from the row's only whole vector
+    "w8_k5_p2": make_case(2, 1, 6, 8, 5, 5, padding=2),
+    "w9_k3_p1_m2": make_case(2, 2, 7, 9, 3, 3, padding=1),
+    "w4_k3_p1": make_case(2, 1, 5, 4, 3, 3, padding=1),
 }
 
 
