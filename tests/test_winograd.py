@@ -276,6 +276,9 @@ def test_weight_gradient_matches_reference(case, dtype, simd):
     # a last panel of 2 rows
     (2, 24, 136, 24, 24, True),
     (2, 16, 130, 20, 20, True),
+    # the rows' shared V in rounds: a piece's V over 4 MiB (272 input channels) makes
+    # rounds of one piece, three of them (576 tiles) through the two buffers
+    (1, 272, 136, 48, 48, True),
 ])
 def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, simd):
     """The weight gradient reduces over the tiles in chunks of KC = 256 tiles or more.
@@ -284,7 +287,8 @@ def test_weight_gradient_chunks_pieces_and_threads(n, c, m, h, w, reference, sim
     keep each piece's partial sums, added in piece order after the run (in rounds, when
     those partial sums would take more than 8 MiB); or, where the runs would load the
     threads unevenly, in chunks shared by the team; or, with at least 128 output
-    channels per thread past the first, each thread takes its own rows of the sums. Every
+    channels per thread past the first, each thread takes its own rows of the sums (the
+    input's transform V shared, each thread transforming some of its channels). Every
     sum must be the chain one thread builds: the same bits at 1, 2, 3 and 4 threads."""
     rng = np.random.default_rng(n * 1000 + c + w)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
