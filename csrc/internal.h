@@ -176,7 +176,7 @@ typedef struct {
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
     fc_ukr_pos_f32 sgemm_ukr_pos; /* sgemm_ukr over several products, or NULL */
     /* Tiles per block of the Winograd F(2x2, 3x3) forward and input gradient, float
-     * and double; 0: from a cache target (winograd_impl.inc, FC_WINO_SLICE) */
+     * and double; 0: from a cache target (winograd_impl.inc, fc_wino_slice) */
     int wino_tiles;
     fc_blocking d;          /* double */
     fc_ukr_f64 dgemm_ukr;
@@ -209,6 +209,10 @@ extern const fc_kernels fc_kernels__avx512w;
 const fc_kernels *fc_active_kernels(void);
 /* kt with its narrow float GEMM tile (the same table at every level but AVX-512). */
 const fc_kernels *fc_kernels_narrow(const fc_kernels *kt);
+
+/* The size of one core's L2 cache in bytes as the C library reports it, 0 where it
+ * does not (workspace.c). */
+int64_t fc_l2_bytes(void);
 
 /* Per-thread workspace: a 64-byte aligned block of at least `bytes`, owned by the
  * calling OS thread, kept between calls and grown when too small (so repeated calls

@@ -36,6 +36,22 @@ int fc_stream_output(const void *out, size_t bytes)
 #endif
 }
 
+int64_t fc_l2_bytes(void)
+{
+    static int64_t l2 = -1; /* found once; threads that race store the same value */
+    int64_t v = __atomic_load_n(&l2, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = 0;
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+        const long s = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        if (s > 0)
+            v = s;
+#endif
+        __atomic_store_n(&l2, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* glibc's malloc serves a request above its mmap threshold (128 KiB at first) with
  * fresh pages, and returns the top of its heap to the system once more than its trim
  * threshold is free there. Both thresholds grow as the program frees mmapped blocks,
