@@ -57,6 +57,24 @@ typedef int32_t fc_wi_f32 __attribute__((vector_size(64)));
 typedef double fc_wv_f64 __attribute__((vector_size(64)));
 typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WVL ((int64_t)(sizeof(FC_WV) / sizeof(T))) /* lanes of FC_WV */
+/* Half of them, 32 bytes, for shuffles on CPUs without AVX-512: GCC lowers a shuffle
+ * of 64-byte vectors there to scalar moves through the stack (whose reloads then
+ * wait on store forwarding). */
+typedef float fc_wh_f32 __attribute__((vector_size(32)));
+typedef int32_t fc_whi_f32 __attribute__((vector_size(32)));
+typedef double fc_wh_f64 __attribute__((vector_size(32)));
+typedef int64_t fc_whi_f64 __attribute__((vector_size(32)));
+#define FC_WHL ((int64_t)(sizeof(FC_WH) / sizeof(T))) /* lanes of FC_WH */
+/* Whether the CPU has AVX-512 (so the avx512f target clones run); elsewhere than x86
+ * there are no clones, and the 64-byte vectors stay. */
+static inline int fc_cpu_avx512(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 1;
+#endif
+}
 
 #define T float
 #define FC_SUF _f32
@@ -68,6 +86,9 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WV fc_wv_f32
 #define FC_WI fc_wi_f32
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+#define FC_WH fc_wh_f32
+#define FC_WHI fc_whi_f32
+#define FC_WHEVEN {0, 2, 4, 6, 8, 10, 12, 14}
 #include "winograd_impl.inc"
 #undef T
 #undef FC_SUF
@@ -79,6 +100,9 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #undef FC_WV
 #undef FC_WI
 #undef FC_WEVEN
+#undef FC_WH
+#undef FC_WHI
+#undef FC_WHEVEN
 
 #define T double
 #define FC_SUF _f64
@@ -90,4 +114,7 @@ typedef int64_t fc_wi_f64 __attribute__((vector_size(64)));
 #define FC_WV fc_wv_f64
 #define FC_WI fc_wi_f64
 #define FC_WEVEN {0, 2, 4, 6, 8, 10, 12, 14}
+#define FC_WH fc_wh_f64
+#define FC_WHI fc_whi_f64
+#define FC_WHEVEN {0, 2, 4, 6}
 #include "winograd_impl.inc"
