@@ -44,6 +44,33 @@
 FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16__avx2, float, __m256, 8, ps, ss)
 FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd)
 
+/* The half-width kernels, for a last panel of at most NR/2 columns: 6 x L from the
+ * left half of the 2L-wide packed panel, the same FMA chain per element as the full
+ * kernel (six chains cover the FMA latency of one ymm FMA per cycle). */
+#define FC_AVX2_UKERNEL_HALF(NAME, T, V, L, P, BC)                                            \
+    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
+                     int64_t ldc, int accumulate)                                             \
+    {                                                                                         \
+        V t[6];                                                                               \
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) t[i] = FC_MM(setzero_, P)();      \
+        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
+            const V b0 = FC_MM(loadu_, P)(b);                                                 \
+            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)                              \
+                t[i] = FC_MM(fmadd_, P)(FC_MM(broadcast_, BC)(a + i), b0, t[i]);              \
+            a += 6;                                                                           \
+            b += 2 * L;                                                                       \
+        }                                                                                     \
+        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                                \
+            T *ci = c + i * ldc;                                                              \
+            if (accumulate)                                                                   \
+                t[i] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci), t[i]);                            \
+            FC_MM(storeu_, P)(ci, t[i]);                                                      \
+        }                                                                                     \
+    }
+
+FC_AVX2_UKERNEL_HALF(fc_sgemm_ukernel_6x8__avx2, float, __m256, 8, ps, ss)
+FC_AVX2_UKERNEL_HALF(fc_dgemm_ukernel_6x4__avx2, double, __m256d, 4, pd, sd)
+
 void fc_sconv2d_direct__avx2(const fc_conv2d_geom *g, float *out, const float *xp,
                              int64_t rows, int64_t WP, const float *weight, const float *bias,
                              int64_t oh0, int64_t oh1);
@@ -79,8 +106,10 @@ const fc_kernels fc_kernels__avx2 = {
     .stile = "6x16",
     .s = {.mr = 6, .nr = 16, .kc = 256, .mc = 120, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,
+    .sgemm_ukr_half = fc_sgemm_ukernel_6x8__avx2,
     .d = {.mr = 6, .nr = 8, .kc = 256, .mc = 60, .nc = 1024},
     .dgemm_ukr = fc_dgemm_ukernel_6x8__avx2,
+    .dgemm_ukr_half = fc_dgemm_ukernel_6x4__avx2,
     .sconv_direct = fc_sconv2d_direct__avx2,
     .sconv_direct_width = fc_sconv2d_direct__avx2_width,
     .sconv_direct_pack = fc_sconv2d_direct__avx2_pack,
