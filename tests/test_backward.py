@@ -234,6 +234,28 @@ def test_conv2d_backward_matches_reference(case_id, dtype, algo, one_thread):
     check_grads(case, grads, gout, x, w, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("KW", [2, 3, 4, 7])
+def test_im2col_input_gradient_stride_2_every_edge(KW, dtype):
+    """The im2col input gradient adds neighbouring kernel columns of a stride-2
+    convolution as one run of (even, odd) pairs, by vectors where both columns are
+    inside the image and one at a time at the edges. Every width from below a vector
+    to several, and every padding, so that either column of a pair may start later or
+    end earlier. Small integers make every sum exact: the result must equal the
+    reference exactly."""
+    rng = np.random.default_rng(KW)
+    for W in range(KW, KW + 19):
+        for PW in range(KW):
+            x = rng.integers(-3, 4, (1, 2, 3, W)).astype(dtype)
+            w = rng.integers(-3, 4, (3, 2, 2, KW)).astype(dtype)
+            kw = dict(stride=(1, 2), padding=(1, PW))
+            gout = rng.integers(-3, 4, fastconv.conv2d(x, w, **kw).shape).astype(dtype)
+            gx, _, _ = fastconv.conv2d_backward(gout, x, w, **kw, algo="im2col",
+                                                needs=(True, False, False))
+            ref, _, _ = conv2d_backward_ref(gout, x, w, **kw)
+            np.testing.assert_array_equal(gx, ref, err_msg=f"W={W} PW={PW}")
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize("case_id", list(CASES))
