@@ -71,6 +71,63 @@ FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd)
 FC_AVX2_UKERNEL_HALF(fc_sgemm_ukernel_6x8__avx2, float, __m256, 8, ps, ss)
 FC_AVX2_UKERNEL_HALF(fc_dgemm_ukernel_6x4__avx2, double, __m256d, 4, pd, sd)
 
+/* fc_ukr_pos_f32 for the 6 x 16 tile: the positions' products one after another in
+ * one call, each with the k loop unrolled whole where its depth is known when
+ * compiling (1-16: the polyphase first layers, e.g. ResNet's of depth 12, 6 and 3):
+ * no loop counter, call or C prefetch per product. Each element is the same FMA chain
+ * as in fc_sgemm_ukernel_6x16__avx2 with accumulate = 0. */
+#define FC_POS_BODY(KC)                                                                   \
+    do {                                                                                  \
+        for (int64_t x = 0; x < npos; x++) {                                              \
+            const float *restrict ax = a + x * as, *restrict bx = b + x * bs;             \
+            float *restrict cx = c + x * cs;                                              \
+            __m256 t[6][2];                                                               \
+            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)                          \
+                t[i][0] = t[i][1] = _mm256_setzero_ps();                                  \
+            _Pragma("GCC unroll 16") for (int64_t k = 0; k < (KC); k++) {                 \
+                const __m256 b0 = _mm256_loadu_ps(bx + 16 * k);                           \
+                const __m256 b1 = _mm256_loadu_ps(bx + 16 * k + 8);                       \
+                _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                    \
+                    const __m256 ai = _mm256_broadcast_ss(ax + 6 * k + i);                \
+                    t[i][0] = _mm256_fmadd_ps(ai, b0, t[i][0]);                           \
+                    t[i][1] = _mm256_fmadd_ps(ai, b1, t[i][1]);                           \
+                }                                                                         \
+            }                                                                             \
+            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                        \
+                _mm256_storeu_ps(cx + i * ldc, t[i][0]);                                  \
+                _mm256_storeu_ps(cx + i * ldc + 8, t[i][1]);                              \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
+#define FC_POS(KC)                                                                        \
+    static void fc_pos_k##KC(int64_t npos, const float *a, int64_t as, const float *b,    \
+                             int64_t bs, float *c, int64_t cs, int64_t ldc)               \
+    {                                                                                     \
+        FC_POS_BODY(KC);                                                                  \
+    }
+FC_POS(1) FC_POS(2) FC_POS(3) FC_POS(4) FC_POS(5) FC_POS(6) FC_POS(7) FC_POS(8)
+FC_POS(9) FC_POS(10) FC_POS(11) FC_POS(12) FC_POS(13) FC_POS(14) FC_POS(15) FC_POS(16)
+typedef void (*fc_pos_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *,
+                          int64_t, int64_t);
+static const fc_pos_fn fc_pos_fixed[17] = {
+    NULL,       fc_pos_k1,  fc_pos_k2,  fc_pos_k3,  fc_pos_k4,  fc_pos_k5,
+    fc_pos_k6,  fc_pos_k7,  fc_pos_k8,  fc_pos_k9,  fc_pos_k10, fc_pos_k11,
+    fc_pos_k12, fc_pos_k13, fc_pos_k14, fc_pos_k15, fc_pos_k16};
+
+static void fc_sgemm_ukernel_6x16_pos__avx2(int64_t npos, int64_t kc, const float *a,
+                                            int64_t as, const float *b, int64_t bs, float *c,
+                                            int64_t cs, int64_t ldc)
+{
+    if (kc >= 1 && kc <= 16) {
+        fc_pos_fixed[kc](npos, a, as, b, bs, c, cs, ldc);
+        return;
+    }
+    for (int64_t x = 0; x < npos; x++)
+        fc_sgemm_ukernel_6x16__avx2(kc, a + x * as, b + x * bs, c + x * cs, ldc, 0);
+}
+#undef FC_POS
+#undef FC_POS_BODY
+
 void fc_sconv2d_direct__avx2(const fc_conv2d_geom *g, float *out, const float *xp,
                              int64_t rows, int64_t WP, const float *weight, const float *bias,
                              int64_t oh0, int64_t oh1);
@@ -107,6 +164,7 @@ const fc_kernels fc_kernels__avx2 = {
     .s = {.mr = 6, .nr = 16, .kc = 256, .mc = 120, .nc = 2048},
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,
     .sgemm_ukr_half = fc_sgemm_ukernel_6x8__avx2,
+    .sgemm_ukr_pos = fc_sgemm_ukernel_6x16_pos__avx2,
     .d = {.mr = 6, .nr = 8, .kc = 256, .mc = 60, .nc = 1024},
     .dgemm_ukr = fc_dgemm_ukernel_6x8__avx2,
     .dgemm_ukr_half = fc_dgemm_ukernel_6x4__avx2,
