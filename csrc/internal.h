@@ -175,6 +175,10 @@ typedef struct {
     fc_ukr_f32 sgemm_ukr;
     fc_ukr_f32 sgemm_ukr_half; /* MR x NR/2 from NR-wide B panels, or NULL */
     fc_ukr_pos_f32 sgemm_ukr_pos; /* sgemm_ukr over several products, or NULL */
+    /* [m]: the first m < MR rows of an MR x NR tile (the last row panel), into C
+     * directly, with the same sums as sgemm_ukr; NULL where the tile goes through
+     * scratch */
+    fc_ukr_f32 sgemm_ukr_rows[FC_MR_MAX];
     /* Tiles per block of the Winograd F(2x2, 3x3) forward and input gradient, float
      * and double; 0: from a cache target (winograd_impl.inc, fc_wino_slice) */
     int wino_tiles;

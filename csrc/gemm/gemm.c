@@ -7,6 +7,7 @@
 #define FC_BS(kt) (&(kt)->s)
 #define FC_UKR(kt) ((kt)->sgemm_ukr)
 #define FC_UKR_HALF(kt) ((kt)->sgemm_ukr_half)
+#define FC_UKR_ROWS(kt, m) ((kt)->sgemm_ukr_rows[m])
 #define FC_UKR_T fc_ukr_f32
 #include "gemm_impl.inc"
 #undef T
@@ -14,6 +15,7 @@
 #undef FC_BS
 #undef FC_UKR
 #undef FC_UKR_HALF
+#undef FC_UKR_ROWS
 #undef FC_UKR_T
 
 #define T double
@@ -21,6 +23,7 @@
 #define FC_BS(kt) (&(kt)->d)
 #define FC_UKR(kt) ((kt)->dgemm_ukr)
 #define FC_UKR_HALF(kt) ((kt)->dgemm_ukr_half)
+#define FC_UKR_ROWS(kt, m) ((fc_ukr_f64)NULL)
 #define FC_UKR_T fc_ukr_f64
 #include "gemm_impl.inc"
 #undef T
@@ -28,6 +31,7 @@
 #undef FC_BS
 #undef FC_UKR
 #undef FC_UKR_HALF
+#undef FC_UKR_ROWS
 #undef FC_UKR_T
 
 fc_status fc_sgemm(int64_t M, int64_t N, int64_t K, const float *a, int64_t rsa, int64_t csa,

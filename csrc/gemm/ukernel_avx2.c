@@ -71,6 +71,46 @@ FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd)
 FC_AVX2_UKERNEL_HALF(fc_sgemm_ukernel_6x8__avx2, float, __m256, 8, ps, ss)
 FC_AVX2_UKERNEL_HALF(fc_dgemm_ukernel_6x4__avx2, double, __m256d, 4, pd, sd)
 
+/* The first R < 6 rows of a 6 x 16 tile (the last row panel of an M that 6 does not
+ * divide: 64 = 10 x 6 + 4), straight into C: the same FMA chain per element, and the
+ * same final add of C, as fc_sgemm_ukernel_6x16__avx2 (which would compute 6 rows into
+ * scratch for the caller to copy R of them). */
+#define FC_AVX2_UKERNEL_ROWS(R)                                                               \
+    static void fc_sgemm_ukernel_6x16_r##R##__avx2(int64_t kc, const float *restrict a,      \
+                                                   const float *restrict b,                  \
+                                                   float *restrict c, int64_t ldc,           \
+                                                   int accumulate)                           \
+    {                                                                                         \
+        __m256 t[R][2];                                                                       \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                  \
+            t[i][0] = t[i][1] = _mm256_setzero_ps();                                          \
+        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
+            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);               \
+            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                            \
+                const __m256 ai = _mm256_broadcast_ss(a + i);                                 \
+                t[i][0] = _mm256_fmadd_ps(ai, b0, t[i][0]);                                   \
+                t[i][1] = _mm256_fmadd_ps(ai, b1, t[i][1]);                                   \
+            }                                                                                 \
+            a += 6;                                                                           \
+            b += 16;                                                                          \
+        }                                                                                     \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                                \
+            float *ci = c + i * ldc;                                                          \
+            if (accumulate) {                                                                 \
+                t[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), t[i][0]);                        \
+                t[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), t[i][1]);                    \
+            }                                                                                 \
+            _mm256_storeu_ps(ci, t[i][0]);                                                    \
+            _mm256_storeu_ps(ci + 8, t[i][1]);                                                \
+        }                                                                                     \
+    }
+FC_AVX2_UKERNEL_ROWS(1)
+FC_AVX2_UKERNEL_ROWS(2)
+FC_AVX2_UKERNEL_ROWS(3)
+FC_AVX2_UKERNEL_ROWS(4)
+FC_AVX2_UKERNEL_ROWS(5)
+#undef FC_AVX2_UKERNEL_ROWS
+
 /* fc_ukr_pos_f32 for the 6 x 16 tile: the positions' products one after another in
  * one call, each with the k loop unrolled whole where its depth is known when
  * compiling (1-16: the polyphase first layers, e.g. ResNet's of depth 12, 6 and 3):
@@ -165,6 +205,9 @@ const fc_kernels fc_kernels__avx2 = {
     .sgemm_ukr = fc_sgemm_ukernel_6x16__avx2,
     .sgemm_ukr_half = fc_sgemm_ukernel_6x8__avx2,
     .sgemm_ukr_pos = fc_sgemm_ukernel_6x16_pos__avx2,
+    .sgemm_ukr_rows = {NULL, fc_sgemm_ukernel_6x16_r1__avx2, fc_sgemm_ukernel_6x16_r2__avx2,
+                       fc_sgemm_ukernel_6x16_r3__avx2, fc_sgemm_ukernel_6x16_r4__avx2,
+                       fc_sgemm_ukernel_6x16_r5__avx2},
     .d = {.mr = 6, .nr = 8, .kc = 256, .mc = 60, .nc = 1024},
     .dgemm_ukr = fc_dgemm_ukernel_6x8__avx2,
     .dgemm_ukr_half = fc_dgemm_ukernel_6x4__avx2,
