@@ -9,12 +9,12 @@
  * intrinsic suffix (ps/pd), BC the broadcast (ss/sd). NR = 2*L. */
 #define FC_CAT3(a, b, c) a##b##c
 #define FC_MM(op, P) FC_CAT3(_mm256_, op, P)
-#define FC_AVX2_UKERNEL(NAME, T, V, L, P, BC)                                                 \
+#define FC_AVX2_UKERNEL(NAME, T, V, L, P, BC, R)                                               \
     static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,     \
                      int64_t ldc, int accumulate)                                             \
     {                                                                                         \
-        V t[6][2];                                                                            \
-        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                                \
+        V t[R][2];                                                                            \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                                \
             t[i][0] = t[i][1] = FC_MM(setzero_, P)();                                         \
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                           \
             _mm_prefetch((const char *)(c + i * ldc + 2 * L - 1), _MM_HINT_T0);               \
@@ -22,7 +22,7 @@
         _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
             const V b0 = FC_MM(loadu_, P)(b);                                                 \
             const V b1 = FC_MM(loadu_, P)(b + L);                                             \
-            _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                            \
+            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                            \
                 const V ai = FC_MM(broadcast_, BC)(a + i);                                    \
                 t[i][0] = FC_MM(fmadd_, P)(ai, b0, t[i][0]);                                  \
                 t[i][1] = FC_MM(fmadd_, P)(ai, b1, t[i][1]);                                  \
@@ -30,7 +30,7 @@
             a += 6;                                                                           \
             b += 2 * L;                                                                       \
         }                                                                                     \
-        _Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) {                                \
+        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                                \
             T *ci = c + i * ldc;                                                              \
             if (accumulate) {                                                                 \
                 t[i][0] = FC_MM(add_, P)(FC_MM(loadu_, P)(ci), t[i][0]);                      \
@@ -41,8 +41,8 @@
         }                                                                                     \
     }
 
-FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16__avx2, float, __m256, 8, ps, ss)
-FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd)
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16__avx2, float, __m256, 8, ps, ss, 6)
+FC_AVX2_UKERNEL(fc_dgemm_ukernel_6x8__avx2, double, __m256d, 4, pd, sd, 6)
 
 /* The half-width kernels, for a last panel of at most NR/2 columns: 6 x L from the
  * left half of the 2L-wide packed panel, the same FMA chain per element as the full
@@ -72,44 +72,14 @@ FC_AVX2_UKERNEL_HALF(fc_sgemm_ukernel_6x8__avx2, float, __m256, 8, ps, ss)
 FC_AVX2_UKERNEL_HALF(fc_dgemm_ukernel_6x4__avx2, double, __m256d, 4, pd, sd)
 
 /* The first R < 6 rows of a 6 x 16 tile (the last row panel of an M that 6 does not
- * divide: 64 = 10 x 6 + 4), straight into C: the same FMA chain per element, and the
- * same final add of C, as fc_sgemm_ukernel_6x16__avx2 (which would compute 6 rows into
- * scratch for the caller to copy R of them). */
-#define FC_AVX2_UKERNEL_ROWS(R)                                                               \
-    static void fc_sgemm_ukernel_6x16_r##R##__avx2(int64_t kc, const float *restrict a,      \
-                                                   const float *restrict b,                  \
-                                                   float *restrict c, int64_t ldc,           \
-                                                   int accumulate)                           \
-    {                                                                                         \
-        __m256 t[R][2];                                                                       \
-        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++)                                  \
-            t[i][0] = t[i][1] = _mm256_setzero_ps();                                          \
-        _Pragma("GCC unroll 4") for (int64_t k = 0; k < kc; k++) {                            \
-            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);               \
-            _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                            \
-                const __m256 ai = _mm256_broadcast_ss(a + i);                                 \
-                t[i][0] = _mm256_fmadd_ps(ai, b0, t[i][0]);                                   \
-                t[i][1] = _mm256_fmadd_ps(ai, b1, t[i][1]);                                   \
-            }                                                                                 \
-            a += 6;                                                                           \
-            b += 16;                                                                          \
-        }                                                                                     \
-        _Pragma("GCC unroll 6") for (int i = 0; i < R; i++) {                                \
-            float *ci = c + i * ldc;                                                          \
-            if (accumulate) {                                                                 \
-                t[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), t[i][0]);                        \
-                t[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), t[i][1]);                    \
-            }                                                                                 \
-            _mm256_storeu_ps(ci, t[i][0]);                                                    \
-            _mm256_storeu_ps(ci + 8, t[i][1]);                                                \
-        }                                                                                     \
-    }
-FC_AVX2_UKERNEL_ROWS(1)
-FC_AVX2_UKERNEL_ROWS(2)
-FC_AVX2_UKERNEL_ROWS(3)
-FC_AVX2_UKERNEL_ROWS(4)
-FC_AVX2_UKERNEL_ROWS(5)
-#undef FC_AVX2_UKERNEL_ROWS
+ * divide: 64 = 10 x 6 + 4), straight into C: the kernel above with R rows of
+ * accumulators (A's panels stay 6 wide), the same FMA chain and final add of C per
+ * element (the full kernel would compute 6 rows into scratch for the caller to copy R). */
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16_r1__avx2, float, __m256, 8, ps, ss, 1)
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16_r2__avx2, float, __m256, 8, ps, ss, 2)
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16_r3__avx2, float, __m256, 8, ps, ss, 3)
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16_r4__avx2, float, __m256, 8, ps, ss, 4)
+FC_AVX2_UKERNEL(fc_sgemm_ukernel_6x16_r5__avx2, float, __m256, 8, ps, ss, 5)
 
 /* fc_ukr_pos_f32 for the 6 x 16 tile: the positions' products one after another in
  * one call, each with the k loop unrolled whole where its depth is known when
