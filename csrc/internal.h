@@ -130,10 +130,13 @@ static inline int64_t fc_dw_padded_width(const fc_conv2d_geom *g, size_t esize)
     const int64_t vl = 64 / (int64_t)esize;
     return FC_CEIL_DIV(FC_CEIL_DIV(g->OW, vl) * vl + (g->KW - 1) * g->DW / g->SW, vl) * vl;
 }
+/* Rows of zeros (each SW phases long) kept above and below the forward's plane copy, so
+ * that the row blocks at the edges of a plane read consecutive rows like the others. */
+#define FC_DW_ZROWS 8
 static inline int64_t fc_dw_ws_len(const fc_conv2d_geom *g, size_t esize)
 {
     const int64_t wph = fc_dw_padded_width(g, esize);
-    return g->H * g->SW * wph + FC_MAX(g->W, g->SW * wph) + g->KH * g->KW;
+    return (g->H + 2 * FC_DW_ZROWS) * g->SW * wph + FC_MAX(g->W, g->SW * wph) + g->KH * g->KW;
 }
 
 /* The FMA-rate probe of a kernel set (the peak of fastconv bench): CH independent
@@ -275,6 +278,11 @@ static inline double fc_conv2d_geom_flops(const fc_conv2d_geom *g)
 
 /* Type-generic code (*.inc) is written once and included per dtype with
  * T, FC_SUF (_f32/_f64), FC_BS(kt) and FC_UKR(kt) defined. */
+/* Hides the value of pointer p from the optimiser at this point: a pointer stepped
+ * through rows (p += stride; FC_OPAQUE(p);) then stays one register, where GCC would
+ * otherwise hold an index register per row of a fully unrolled tile and spill them
+ * (Zen 1, AVX2, depthwise 3x3 tiles: 0.85x the time). */
+#define FC_OPAQUE(p) __asm__("" : "+r"(p))
 #define FC_CAT_(a, b) a##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
 

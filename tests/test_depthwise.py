@@ -101,6 +101,10 @@ EXTRA = {
     "w8_k5_p2": make_case(2, 1, 6, 8, 5, 5, padding=2),
     "w9_k3_p1_m2": make_case(2, 2, 7, 9, 3, 3, padding=1),
     "w4_k3_p1": make_case(2, 1, 5, 4, 3, 3, padding=1),
+    # padding beyond the rows of zeros kept around the plane copy (8): the row blocks
+    # at the edges read the zero row instead
+    "k3_p10_h6": make_case(2, 1, 6, 19, 3, 3, padding=10),
+    "k5_s2_p9_h7": make_case(2, 2, 7, 21, 5, 5, stride=2, padding=9),
 }
 
 
