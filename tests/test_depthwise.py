@@ -101,6 +101,10 @@ EXTRA = {
     "w8_k5_p2": make_case(2, 1, 6, 8, 5, 5, padding=2),
     "w9_k3_p1_m2": make_case(2, 2, 7, 9, 3, 3, padding=1),
     "w4_k3_p1": make_case(2, 1, 5, 4, 3, 3, padding=1),
+    # a last column vector of exactly half the lanes (AVX2: 12 and 28 floats, 18 doubles),
+    # computed at half width, with two planes per channel (the input gradient adds them)
+    "w12_k3_p1_m2": make_case(2, 2, 9, 12, 3, 3, padding=1),
+    "w18_k3_p1": make_case(2, 1, 10, 18, 3, 3, padding=1),
     # padding beyond the rows of zeros kept around the plane copy (8): the row blocks
     # at the edges read the zero row instead
     "k3_p10_h6": make_case(2, 1, 6, 19, 3, 3, padding=10),
